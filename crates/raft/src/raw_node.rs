@@ -1,0 +1,250 @@
+//! The public driving interface: inputs in, one [`Ready`] out, one `advance` back.
+
+use crate::config::Config;
+use crate::errors::{Error, ProposeError, RestoreError};
+use crate::log::RaftLog;
+use crate::message::Message;
+use crate::raft::Raft;
+use crate::ready::Ready;
+use crate::types::{Entry, HardState, Index, Snapshot, SnapshotMeta, Status, Term};
+
+/// The durable state a node starts from. `Restored::default()` is a brand-new node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// The last hard state written from a [`Ready`].
+    pub hard_state: HardState,
+    /// The latest snapshot persisted (from a `Ready`, or one the caller made for
+    /// [`RawNode::compact`]), if any. The caller restores its state machine from it.
+    pub snapshot: Option<Snapshot>,
+    /// The durable log entries after the snapshot, in order.
+    pub entries: Vec<Entry>,
+    /// The index the caller's state machine already reflects when it is durable itself;
+    /// leave `Index(0)` (the default) for a state machine rebuilt from the snapshot, and the
+    /// committed entries after the snapshot are handed out again to be re-applied.
+    pub applied: Index,
+}
+
+/// A Raft node without I/O: feed it [`tick`](RawNode::tick), [`step`](RawNode::step),
+/// [`propose`](RawNode::propose) and [`read_index`](RawNode::read_index); then, while
+/// [`has_ready`](RawNode::has_ready), take a [`Ready`], carry it out and
+/// [`advance`](RawNode::advance).
+#[derive(Debug)]
+pub struct RawNode {
+    raft: Raft,
+    /// The hard state last handed out (or restored), to hand out only changes.
+    prev_hard_state: HardState,
+    /// The number of the Ready handed out and not yet advanced, if any.
+    outstanding: Option<u64>,
+    next_number: u64,
+}
+
+impl RawNode {
+    /// A node from its configuration and durable state.
+    pub fn new(config: Config, restored: Restored) -> Result<RawNode, Error> {
+        config.validate()?;
+        check_restored(&restored)?;
+        let Restored {
+            hard_state,
+            snapshot,
+            entries,
+            applied,
+        } = restored;
+        let log = RaftLog::restore(snapshot, entries, hard_state.commit, applied);
+        let raft = Raft::new(config, &hard_state, log);
+        let prev_hard_state = raft.hard_state();
+        Ok(RawNode {
+            raft,
+            prev_hard_state,
+            outstanding: None,
+            next_number: 1,
+        })
+    }
+
+    /// Advances the logical clock by one tick: followers count towards an election, leaders
+    /// send heartbeats and check their quorum.
+    pub fn tick(&mut self) {
+        self.raft.tick();
+    }
+
+    /// Feeds a message from another node. Errors are about the message (wrong recipient,
+    /// unknown sender) and leave the node unchanged.
+    pub fn step(&mut self, msg: Message) -> Result<(), Error> {
+        self.raft.step(msg)
+    }
+
+    /// Proposes an application command. On success it is appended at the returned
+    /// `(term, index)`; it is committed if and when an entry with that same term is applied at
+    /// that index (a different term there means the proposal was lost to a new leader).
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(Term, Index), ProposeError> {
+        self.raft.propose(data)
+    }
+
+    /// Starts a linearizable read (thesis §6.4). On success, a [`crate::ReadState`] with the
+    /// same `ctx` appears in a later `Ready` once leadership is confirmed; if leadership is lost
+    /// first it never does, so the caller should time the read out.
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), ProposeError> {
+        self.raft.read_index(ctx)
+    }
+
+    /// The application made `data`, a snapshot of its state machine at `index` (which it has
+    /// applied and reported through `advance`), and persisted it: the in-memory log is
+    /// compacted through `index`, and followers too far behind will be sent this snapshot.
+    /// The caller may then delete its durable entries through `index`.
+    pub fn compact(&mut self, index: Index, data: Vec<u8>) -> Result<(), Error> {
+        let log = &self.raft.log;
+        if index > log.applied {
+            return Err(Error::CompactBeyondApplied {
+                requested: index,
+                applied: log.applied,
+            });
+        }
+        if index <= log.offset() {
+            return Err(Error::AlreadyCompacted(log.offset()));
+        }
+        let term = log.term(index).expect("applied entries are in the log");
+        let meta = SnapshotMeta {
+            index,
+            term,
+            voters: self.raft.voters.clone(),
+        };
+        self.raft.log.compact(Snapshot { meta, data });
+        Ok(())
+    }
+
+    /// A summary of the node's state.
+    pub fn status(&self) -> Status {
+        self.raft.status()
+    }
+
+    /// The log entry at `index`, if it is held in memory (after the snapshot, up to the last).
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        self.raft.log.entry(index)
+    }
+
+    /// The first index held in memory (the snapshot's index + 1).
+    pub fn first_index(&self) -> Index {
+        self.raft.log.first_index()
+    }
+
+    /// The metadata of the latest snapshot, if any.
+    pub fn snapshot_meta(&self) -> Option<&SnapshotMeta> {
+        self.raft.log.snapshot_meta()
+    }
+
+    /// The leader's view of each follower (match, next, flow-control state), for debugging.
+    pub fn describe_progress(&self) -> String {
+        self.raft
+            .progress
+            .iter()
+            .map(|(id, p)| {
+                format!(
+                    "{id}:{}/{}/{:?}{} ",
+                    p.matched,
+                    p.next,
+                    p.state,
+                    if p.paused { "p" } else { "" }
+                )
+            })
+            .collect()
+    }
+
+    /// Whether [`ready`](RawNode::ready) has anything to hand out. False while a `Ready` is
+    /// outstanding (not yet advanced).
+    pub fn has_ready(&self) -> bool {
+        if self.outstanding.is_some() {
+            return false;
+        }
+        let r = &self.raft;
+        r.hard_state() != self.prev_hard_state
+            || r.log.has_unstable()
+            || r.log.has_next_committed()
+            || !r.msgs.is_empty()
+            || !r.read_states.is_empty()
+    }
+
+    /// Takes what must be persisted, sent and applied, in the order documented on [`Ready`].
+    ///
+    /// # Panics
+    /// If the previous `Ready` was not yet passed to [`advance`](RawNode::advance).
+    pub fn ready(&mut self) -> Ready {
+        assert!(
+            self.outstanding.is_none(),
+            "ready() called before advance() of the previous Ready"
+        );
+        let number = self.next_number;
+        self.next_number += 1;
+        self.outstanding = Some(number);
+        let hs = self.raft.hard_state();
+        let hard_state = (hs != self.prev_hard_state).then(|| {
+            self.prev_hard_state = hs.clone();
+            hs
+        });
+        let log = &mut self.raft.log;
+        let snapshot = log.take_unstable_snapshot();
+        let entries = log.take_unstable_entries();
+        let committed_entries = log.take_committed_entries();
+        Ready {
+            hard_state,
+            entries,
+            snapshot,
+            messages: std::mem::take(&mut self.raft.msgs),
+            committed_entries,
+            read_states: std::mem::take(&mut self.raft.read_states),
+            number,
+        }
+    }
+
+    /// Reports that `ready` was carried out: persisted, sent and applied. Inputs may be fed
+    /// between `ready` and `advance`; the next `ready` needs this call first.
+    ///
+    /// # Panics
+    /// If `ready` is not the outstanding Ready of this node.
+    pub fn advance(&mut self, ready: Ready) {
+        assert_eq!(
+            self.outstanding,
+            Some(ready.number),
+            "advance() with a Ready that is not the outstanding one"
+        );
+        self.outstanding = None;
+        let applied = ready
+            .committed_entries
+            .last()
+            .map(|e| e.index)
+            .or(ready.snapshot.as_ref().map(|s| s.meta.index));
+        if let Some(index) = applied {
+            self.raft.log.applied_to(index);
+        }
+    }
+}
+
+/// Checks that restored durable state is self-consistent before trusting it.
+fn check_restored(r: &Restored) -> Result<(), RestoreError> {
+    let (mut expected, mut prev_term) = r
+        .snapshot
+        .as_ref()
+        .map_or((Index(1), Term(0)), |s| (s.meta.index.next(), s.meta.term));
+    for e in &r.entries {
+        if e.index != expected {
+            return Err(RestoreError::NotContiguous {
+                expected,
+                found: e.index,
+            });
+        }
+        if e.term < prev_term || e.term > r.hard_state.term {
+            return Err(RestoreError::TermOutOfOrder {
+                index: e.index,
+                term: e.term,
+            });
+        }
+        expected = e.index.next();
+        prev_term = e.term;
+    }
+    let last = expected.prev();
+    if r.hard_state.commit > last {
+        return Err(RestoreError::CommitBeyondLog {
+            commit: r.hard_state.commit,
+            last,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Unit tests of the core through its public driving interface, one rule of the paper each.
+
+use crate::{
+    Config, Entry, EntryPayload, HardState, Index, Message, MessageBody, NodeId, RawNode, Ready,
+    Restored, Role, Term,
+};
+
+fn cfg(id: u64, n: u64) -> Config {
+    Config {
+        pre_vote: false,
+        seed: id,
+        ..Config::new(NodeId(id), (1..=n).map(NodeId).collect())
+    }
+}
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        term: Term(term),
+        index: Index(index),
+        payload: EntryPayload::Command(vec![index as u8]),
+    }
+}
+
+fn msg(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+    Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(term),
+        body,
+    }
+}
+
+fn drain(node: &mut RawNode) -> Ready {
+    let rd = node.ready();
+    let out = Ready {
+        hard_state: rd.hard_state.clone(),
+        entries: rd.entries.clone(),
+        snapshot: rd.snapshot.clone(),
+        messages: rd.messages.clone(),
+        committed_entries: rd.committed_entries.clone(),
+        read_states: rd.read_states.clone(),
+        number: 0,
+    };
+    node.advance(rd);
+    out
+}
+
+/// Ticks until node 1 campaigns, then grants it n2's vote: a leader of 3 nodes.
+fn elect(restored: Restored) -> RawNode {
+    let mut n = RawNode::new(cfg(1, 3), restored).unwrap();
+    while n.status().role != Role::Candidate {
+        n.tick();
+    }
+    let term = n.status().term.0;
+    n.step(msg(2, 1, term, MessageBody::VoteResponse { granted: true }))
+        .unwrap();
+    assert_eq!(n.status().role, Role::Leader);
+    let _ = drain(&mut n);
+    n
+}
+
+fn ack(n: &mut RawNode, from: u64, index: u64, read_seq: u64) {
+    let term = n.status().term.0;
+    let body = MessageBody::AppendEntriesResponse {
+        success: true,
+        index: Index(index),
+        conflict_term: None,
+        conflict_index: Index(0),
+        read_seq,
+    };
+    n.step(msg(from, 1, term, body)).unwrap();
+}
+
+#[test]
+fn election_timeout_is_randomized_within_one_to_two_election_ticks() {
+    for seed in 0..20 {
+        let mut n = RawNode::new(Config { seed, ..cfg(1, 3) }, Restored::default()).unwrap();
+        let mut ticks = 0;
+        while n.status().role == Role::Follower {
+            n.tick();
+            ticks += 1;
+        }
+        assert!((10..20).contains(&ticks), "seed {seed}: {ticks} ticks");
+    }
+}
+
+/// Paper §5.4.2 and Figure 8: a leader never commits an entry of an earlier term by counting
+/// replicas; only its own term's entries, which then commit the earlier ones.
+#[test]
+fn leader_commits_only_current_term_entries_by_counting() {
+    let restored = Restored {
+        hard_state: HardState {
+            term: Term(2),
+            vote: None,
+            commit: Index(1),
+        },
+        entries: vec![entry(1, 1), entry(2, 2)],
+        ..Restored::default()
+    };
+    let mut n = elect(restored);
+    assert_eq!(n.status().last_index, Index(3), "no-op appended");
+    ack(&mut n, 2, 2, 0); // a majority (1 and 2) now holds the term-2 entry
+    assert_eq!(
+        n.status().commit,
+        Index(1),
+        "old-term entry committed by counting"
+    );
+    ack(&mut n, 2, 3, 0);
+    assert_eq!(n.status().commit, Index(3));
+}
+
+/// Figure 2, RequestVote: one vote per term, survived across restarts, and only for
+/// candidates whose log is at least as up-to-date (§5.4.1).
+#[test]
+fn votes_are_granted_once_per_term_and_only_to_up_to_date_logs() {
+    let vote = |last_index, last_term| MessageBody::Vote {
+        last_log_index: Index(last_index),
+        last_log_term: Term(last_term),
+    };
+    let granted = |rd: &Ready| match rd.messages[..] {
+        [Message {
+            body: MessageBody::VoteResponse { granted },
+            ..
+        }] => granted,
+        _ => panic!("expected one vote response: {:?}", rd.messages),
+    };
+    let restored = Restored {
+        hard_state: HardState {
+            term: Term(2),
+            vote: None,
+            commit: Index(0),
+        },
+        entries: vec![entry(1, 1), entry(2, 2)],
+        ..Restored::default()
+    };
+    let mut n = RawNode::new(
+        Config {
+            check_quorum: false,
+            ..cfg(1, 3)
+        },
+        restored.clone(),
+    )
+    .unwrap();
+    n.step(msg(2, 1, 3, vote(5, 1))).unwrap(); // longer but older last term
+    assert!(!granted(&drain(&mut n)));
+    n.step(msg(2, 1, 3, vote(2, 2))).unwrap();
+    let rd = drain(&mut n);
+    assert!(granted(&rd));
+    assert_eq!(rd.hard_state.as_ref().unwrap().vote, Some(NodeId(2)));
+    n.step(msg(3, 1, 3, vote(9, 3))).unwrap();
+    assert!(!granted(&drain(&mut n)), "second vote in one term");
+    // After a restart from the persisted hard state, still no second vote.
+    let restored = Restored {
+        hard_state: rd.hard_state.unwrap(),
+        ..restored
+    };
+    let mut n = RawNode::new(
+        Config {
+            check_quorum: false,
+            ..cfg(1, 3)
+        },
+        restored,
+    )
+    .unwrap();
+    n.step(msg(3, 1, 3, vote(9, 3))).unwrap();
+    assert!(!granted(&drain(&mut n)), "second vote after restart");
+}
+
+/// Figure 2, AppendEntries step 1: a request from an older term is refused with the current
+/// term, and changes nothing.
+#[test]
+fn append_entries_from_a_stale_term_is_refused() {
+    let restored = Restored {
+        hard_state: HardState {
+            term: Term(5),
+            vote: None,
+            commit: Index(0),
+        },
+        ..Restored::default()
+    };
+    let mut n = RawNode::new(cfg(1, 3), restored).unwrap();
+    let body = MessageBody::AppendEntries {
+        prev_log_index: Index(0),
+        prev_log_term: Term(0),
+        entries: vec![entry(1, 4)],
+        leader_commit: Index(1),
+        read_seq: 0,
+    };
+    n.step(msg(2, 1, 4, body)).unwrap();
+    let rd = drain(&mut n);
+    assert!(rd.entries.is_empty() && rd.committed_entries.is_empty());
+    assert_eq!(n.status().leader, None);
+    assert!(matches!(
+        &rd.messages[..],
+        [Message {
+            term: Term(5),
+            body: MessageBody::AppendEntriesResponse { success: false, .. },
+            ..
+        }]
+    ));
+}
+
+/// Entries are handed out for application only once committed, even when received earlier.
+#[test]
+fn entries_are_applied_only_after_commit() {
+    let mut n = RawNode::new(cfg(1, 3), Restored::default()).unwrap();
+    let append = |commit| MessageBody::AppendEntries {
+        prev_log_index: Index(0),
+        prev_log_term: Term(0),
+        entries: vec![entry(1, 1), entry(2, 1)],
+        leader_commit: Index(commit),
+        read_seq: 0,
+    };
+    n.step(msg(2, 1, 1, append(0))).unwrap();
+    let rd = drain(&mut n);
+    assert_eq!(rd.entries.len(), 2);
+    assert!(rd.committed_entries.is_empty());
+    n.step(msg(2, 1, 1, append(1))).unwrap();
+    let rd = drain(&mut n);
+    assert!(rd.entries.is_empty(), "duplicate append re-persisted");
+    assert_eq!(rd.committed_entries, vec![entry(1, 1)]);
+}
+
+/// Thesis §6.4: a read is released only after a majority answered a heartbeat round that
+/// started after the read arrived.
+#[test]
+fn read_index_waits_for_a_quorum_to_confirm_leadership() {
+    let mut n = elect(Restored::default());
+    ack(&mut n, 2, 1, 0); // commits the no-op
+    let _ = drain(&mut n);
+    n.read_index(77).unwrap();
+    let rd = drain(&mut n);
+    assert!(
+        rd.read_states.is_empty(),
+        "read answered without confirmation"
+    );
+    let round = match &rd.messages[0].body {
+        MessageBody::AppendEntries { read_seq, .. } => *read_seq,
+        other => panic!("expected a heartbeat, got {other:?}"),
+    };
+    ack(&mut n, 3, 1, round - 1); // an answer to an older round proves nothing
+    assert!(drain(&mut n).read_states.is_empty());
+    ack(&mut n, 3, 1, round);
+    let rd = drain(&mut n);
+    assert_eq!(rd.read_states.len(), 1);
+    assert_eq!(
+        (rd.read_states[0].ctx, rd.read_states[0].index),
+        (77, Index(1))
+    );
+}
+
+/// Thesis §6.2: a leader that hears from no majority for an election timeout steps down.
+#[test]
+fn check_quorum_makes_an_isolated_leader_step_down() {
+    let mut n = elect(Restored::default());
+    for _ in 0..10 {
+        n.tick();
+    }
+    assert_eq!(n.status().role, Role::Follower);
+}
+
+#[test]
+#[should_panic(expected = "before advance")]
+fn ready_twice_without_advance_panics() {
+    let mut n = RawNode::new(cfg(1, 1), Restored::default()).unwrap();
+    for _ in 0..30 {
+        n.tick();
+    }
+    let _first = n.ready();
+    let _second = n.ready();
+}
+
+#[test]
+fn inconsistent_restored_state_is_refused() {
+    let restored = Restored {
+        hard_state: HardState {
+            term: Term(1),
+            vote: None,
+            commit: Index(3),
+        },
+        entries: vec![entry(1, 1)],
+        ..Restored::default()
+    };
+    assert!(matches!(
+        RawNode::new(cfg(1, 3), restored),
+        Err(crate::Error::Restore(
+            crate::RestoreError::CommitBeyondLog { .. }
+        ))
+    ));
+    let gap = Restored {
+        hard_state: HardState {
+            term: Term(1),
+            ..HardState::default()
+        },
+        entries: vec![entry(1, 1), entry(3, 1)],
+        ..Restored::default()
+    };
+    assert!(RawNode::new(cfg(1, 3), gap).is_err());
+}

@@ -1,0 +1,572 @@
+//! A simulated cluster: nodes, their disks and state machines, the event queue, and the
+//! controls that tests use.
+
+use super::checker::{payload_hash, Checker, Violation};
+use super::{mix, Network};
+use crate::types::{Entry, EntryPayload, HardState, Index, NodeId, Snapshot, Term};
+use crate::{Config, Message, MessageBody, RawNode, Ready, Restored};
+mod observe;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+/// Parameters of a simulated cluster.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Number of nodes (ids `1..=nodes`).
+    pub nodes: usize,
+    /// Seed of every random decision.
+    pub seed: u64,
+    /// Virtual milliseconds per tick.
+    pub tick_ms: u64,
+    /// Compact a node's log once this many applied entries are in memory.
+    pub snapshot_after: Option<u64>,
+    /// Probability that a node handles its `Ready` a little later instead of at once (a slow
+    /// disk): a crash in between loses what it had not persisted.
+    pub slow_disk: f64,
+    /// Adjusts each node's configuration.
+    pub raft: fn(&mut Config),
+    /// Each node's [`Config::max_entries_per_msg`]. Small values split the log into several
+    /// AppendEntries, which exposes commit-rule bugs (paper Figure 8) that batching hides.
+    pub max_entries_per_msg: usize,
+}
+
+impl SimConfig {
+    /// `nodes` nodes, seed `seed`, 10 ms ticks, no snapshots, no slow disk, default Raft
+    /// configuration.
+    pub fn new(nodes: usize, seed: u64) -> SimConfig {
+        SimConfig {
+            nodes,
+            seed,
+            tick_ms: 10,
+            snapshot_after: None,
+            slow_disk: 0.0,
+            raft: |_| {},
+            max_entries_per_msg: 64,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    Tick(usize),
+    Deliver(usize, Message),
+    Ready(usize),
+    Restart(usize),
+}
+
+#[derive(Debug)]
+struct Queued {
+    at: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// What survives a crash.
+#[derive(Clone, Debug, Default)]
+struct Disk {
+    hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+}
+
+/// The application: a state machine summarised by its applied index and the chain hash of
+/// everything applied; the snapshot data is those two numbers.
+#[derive(Clone, Copy, Debug, Default)]
+struct StateMachine {
+    applied: Index,
+    hash: u64,
+}
+
+impl StateMachine {
+    fn encode(&self) -> Vec<u8> {
+        [self.applied.0.to_le_bytes(), self.hash.to_le_bytes()].concat()
+    }
+
+    fn decode(data: &[u8]) -> StateMachine {
+        let word = |k: usize| {
+            u64::from_le_bytes(data[8 * k..8 * k + 8].try_into().expect("16-byte snapshot"))
+        };
+        StateMachine {
+            applied: Index(word(0)),
+            hash: word(1),
+        }
+    }
+
+    fn apply(&mut self, e: &Entry) {
+        self.applied = e.index;
+        self.hash = mix(mix(self.hash, e.term.0), payload_hash(&e.payload));
+    }
+}
+
+/// A client operation waiting at a node.
+#[derive(Clone, Debug)]
+struct PendingRead {
+    ctx: u64,
+    /// Writes acknowledged when the read began.
+    floor: Index,
+    /// Set once the ReadState arrived: serve when applied reaches it.
+    index: Option<Index>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: NodeId,
+    node: Option<RawNode>,
+    disk: Disk,
+    sm: StateMachine,
+    /// Proposals not yet known committed: (term, index, command).
+    proposals: Vec<(Term, Index, u64)>,
+    reads: Vec<PendingRead>,
+    ready_scheduled: bool,
+    incarnation: u64,
+}
+
+/// A simulated cluster under test. Every method runs deterministically from the seed.
+#[derive(Debug)]
+pub struct Cluster {
+    cfg: SimConfig,
+    slots: Vec<Slot>,
+    /// The network's fault settings; change them freely between calls.
+    pub net: Network,
+    queue: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    now: u64,
+    rng: SmallRng,
+    checker: Checker,
+    /// Print every delivery, crash and start to stderr (for replaying a failing seed).
+    pub trace: bool,
+    /// Nodes cut off by `disconnect`.
+    disconnected: Vec<bool>,
+    /// Messages sent so far (including lost ones).
+    pub messages_sent: u64,
+    /// Messages sent so far, by kind.
+    pub sent_by_kind: BTreeMap<&'static str, u64>,
+    /// Acknowledged writes: (command, index).
+    pub acked: Vec<(u64, Index)>,
+    next_ctx: u64,
+}
+
+impl Cluster {
+    /// Starts `cfg.nodes` fresh nodes on a reliable network.
+    pub fn new(cfg: SimConfig) -> Cluster {
+        let rng = SmallRng::seed_from_u64(cfg.seed);
+        let mut c = Cluster {
+            slots: Vec::new(),
+            net: Network::reliable(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            rng,
+            checker: Checker::new(),
+            messages_sent: 0,
+            disconnected: vec![false; cfg.nodes],
+            trace: false,
+            sent_by_kind: BTreeMap::new(),
+            acked: Vec::new(),
+            next_ctx: 1,
+            cfg,
+        };
+        for i in 0..c.cfg.nodes {
+            let slot = Slot {
+                id: NodeId(i as u64 + 1),
+                node: None,
+                disk: Disk::default(),
+                sm: StateMachine::default(),
+                proposals: Vec::new(),
+                reads: Vec::new(),
+                ready_scheduled: false,
+                incarnation: 0,
+            };
+            c.slots.push(slot);
+            c.start(i);
+            // Nodes tick with independent phases, as real clocks would.
+            let phase = c.rng.random_range(0..c.cfg.tick_ms);
+            c.schedule(phase, Event::Tick(i));
+        }
+        c
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the cluster has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Virtual time in milliseconds.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The invariant checker (for statistics).
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// The node at position `i`, if it is up.
+    pub fn node(&self, i: usize) -> Option<&RawNode> {
+        self.slots[i].node.as_ref()
+    }
+
+    /// The seeded RNG, for tests that make random choices of their own.
+    pub fn rng(&mut self) -> &mut SmallRng {
+        &mut self.rng
+    }
+
+    fn schedule(&mut self, delay: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            at: self.now + delay,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn start(&mut self, i: usize) {
+        if self.trace {
+            eprintln!(
+                "{:>6} start {} from {:?}",
+                self.now, self.slots[i].id, self.slots[i].disk.hard_state
+            );
+        }
+        let ids: Vec<NodeId> = (1..=self.cfg.nodes as u64).map(NodeId).collect();
+        let slot = &mut self.slots[i];
+        slot.incarnation += 1;
+        let mut config = Config::new(slot.id, ids);
+        config.seed = mix(mix(self.cfg.seed, slot.id.0), slot.incarnation);
+        config.max_entries_per_msg = self.cfg.max_entries_per_msg;
+        (self.cfg.raft)(&mut config);
+        let restored = Restored {
+            hard_state: slot.disk.hard_state.clone(),
+            snapshot: slot.disk.snapshot.clone(),
+            entries: slot.disk.entries.clone(),
+            applied: Index(0),
+        };
+        slot.sm = slot
+            .disk
+            .snapshot
+            .as_ref()
+            .map_or_else(StateMachine::default, |s| StateMachine::decode(&s.data));
+        slot.node = Some(RawNode::new(config, restored).expect("durable state is consistent"));
+        self.checker.on_restart(slot.id);
+    }
+
+    /// Crashes node `i`: everything not persisted is lost, as are its clients' pending
+    /// operations (they time out, unacknowledged).
+    pub fn crash(&mut self, i: usize) {
+        if self.trace {
+            eprintln!("{:>6} crash {}", self.now, self.slots[i].id);
+        }
+        let slot = &mut self.slots[i];
+        slot.node = None;
+        slot.proposals.clear();
+        slot.reads.clear();
+        slot.ready_scheduled = false;
+    }
+
+    /// Crashes node `i` and restarts it `after_ms` later (a process reboot), so that messages
+    /// already in flight to it arrive at the restarted node.
+    pub fn reboot(&mut self, i: usize, after_ms: u64) {
+        self.crash(i);
+        self.schedule(after_ms, Event::Restart(i));
+    }
+
+    /// Restarts a crashed node `i` from its disk.
+    pub fn restart(&mut self, i: usize) -> Result<(), Violation> {
+        if self.slots[i].node.is_none() {
+            self.start(i);
+            self.after(i)?;
+        }
+        Ok(())
+    }
+
+    /// Whether node `i` is up.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.slots[i].node.is_some()
+    }
+
+    /// Cuts node `i` off the network in both directions (MIT `disconnect`), on top of any
+    /// partition set in `net`.
+    pub fn disconnect(&mut self, i: usize) {
+        self.disconnected[i] = true;
+    }
+
+    /// Undoes [`Cluster::disconnect`] (MIT `connect`); partitions set in `net` stay.
+    pub fn connect(&mut self, i: usize) {
+        self.disconnected[i] = false;
+    }
+
+    /// Whether node `i` is not disconnected.
+    pub fn is_connected(&self, i: usize) -> bool {
+        !self.disconnected[i]
+    }
+
+    /// Reconnects every node and removes every partition and fault from the network.
+    pub fn heal(&mut self) {
+        self.disconnected.iter_mut().for_each(|d| *d = false);
+        self.net = Network::reliable();
+    }
+
+    /// Proposes `cmd` at node `i`; `None` if it is down or not leader.
+    pub fn propose(&mut self, i: usize, cmd: u64) -> Result<Option<(Term, Index)>, Violation> {
+        let Some(node) = self.slots[i].node.as_mut() else {
+            return Ok(None);
+        };
+        match node.propose(cmd.to_le_bytes().to_vec()) {
+            Ok((term, index)) => {
+                self.slots[i].proposals.push((term, index, cmd));
+                self.after(i)?;
+                Ok(Some((term, index)))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Starts a ReadIndex read at node `i`; false if it is down or refused.
+    pub fn read(&mut self, i: usize) -> Result<bool, Violation> {
+        let ctx = self.next_ctx;
+        self.next_ctx += 1;
+        let floor = self.checker.acked();
+        let Some(node) = self.slots[i].node.as_mut() else {
+            return Ok(false);
+        };
+        if node.read_index(ctx).is_err() {
+            return Ok(false);
+        }
+        self.slots[i].reads.push(PendingRead {
+            ctx,
+            floor,
+            index: None,
+        });
+        self.after(i)?;
+        Ok(true)
+    }
+
+    /// Runs events until virtual time `now + ms`.
+    pub fn run_for(&mut self, ms: u64) -> Result<(), Violation> {
+        let until = self.now + ms;
+        while self.queue.peek().is_some_and(|Reverse(q)| q.at <= until) {
+            let Reverse(q) = self.queue.pop().expect("peeked");
+            self.now = q.at;
+            self.handle(q.event)?;
+        }
+        self.now = until;
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+        match event {
+            Event::Tick(i) => {
+                self.schedule(self.cfg.tick_ms, Event::Tick(i));
+                let Some(node) = self.slots[i].node.as_mut() else {
+                    return Ok(());
+                };
+                node.tick();
+                self.after(i)
+            }
+            Event::Deliver(i, m) => {
+                let from = (m.from.0 - 1) as usize;
+                if self.disconnected[i] || self.disconnected[from] || !self.net.connected(from, i) {
+                    return Ok(()); // cut while in flight
+                }
+                let Some(node) = self.slots[i].node.as_mut() else {
+                    return Ok(());
+                };
+                if self.trace {
+                    eprintln!(
+                        "{:>6} deliver {} -> {} {} {:?}",
+                        self.now, m.from, m.to, m.term, m.body
+                    );
+                }
+                node.step(m).expect("well-addressed message");
+                self.after(i)
+            }
+            Event::Ready(i) => {
+                self.slots[i].ready_scheduled = false;
+                self.after(i)
+            }
+            Event::Restart(i) => self.restart(i),
+        }
+    }
+
+    /// After an input to node `i`: handle its Ready (now, or later on a slow disk) and check
+    /// the invariants.
+    fn after(&mut self, i: usize) -> Result<(), Violation> {
+        self.checker.set_time(self.now);
+        let slot = &self.slots[i];
+        let Some(node) = slot.node.as_ref() else {
+            return Ok(());
+        };
+        if node.has_ready() && !slot.ready_scheduled {
+            if self.cfg.slow_disk > 0.0 && self.rng.random_bool(self.cfg.slow_disk) {
+                let delay = self.rng.random_range(1..=5);
+                self.slots[i].ready_scheduled = true;
+                self.schedule(delay, Event::Ready(i));
+            } else {
+                let rd = self.slots[i].node.as_mut().expect("up").ready();
+                self.handle_ready(i, rd)?;
+            }
+        }
+        let node = self.slots[i].node.as_ref().expect("up");
+        self.checker.after_event(node)
+    }
+
+    /// Carries out a Ready in the documented order: persist, send, apply, advance.
+    fn handle_ready(&mut self, i: usize, mut rd: Ready) -> Result<(), Violation> {
+        let id = self.slots[i].id;
+        self.persist(i, &rd)?;
+        for m in std::mem::take(&mut rd.messages) {
+            self.send(i, m);
+        }
+        if let Some(s) = &rd.snapshot {
+            let sm = StateMachine::decode(&s.data);
+            if self.checker.committed_chain(sm.applied) != Some(sm.hash) {
+                let what = format!(
+                    "{id} got a snapshot at {} that is not the committed state",
+                    sm.applied
+                );
+                return Err(Violation {
+                    time_ms: self.now,
+                    what,
+                });
+            }
+            self.slots[i].sm = sm;
+        }
+        for e in &rd.committed_entries {
+            self.checker.on_apply(id, self.slots[i].sm.applied, e)?;
+            self.slots[i].sm.apply(e);
+            self.ack_proposals(i, e);
+        }
+        for rs in &rd.read_states {
+            if let Some(r) = self.slots[i].reads.iter_mut().find(|r| r.ctx == rs.ctx) {
+                r.index = Some(rs.index);
+            }
+        }
+        self.serve_reads(i)?;
+        let node = self.slots[i].node.as_mut().expect("up");
+        node.advance(rd);
+        self.maybe_compact(i)
+    }
+
+    fn persist(&mut self, i: usize, rd: &Ready) -> Result<(), Violation> {
+        let id = self.slots[i].id;
+        let term = self.slots[i].node.as_ref().expect("up").status().term;
+        let disk = &mut self.slots[i].disk;
+        if let Some(s) = &rd.snapshot {
+            disk.snapshot = Some(s.clone());
+            disk.entries.clear();
+            self.checker.on_snapshot(id, s.meta.index, true)?;
+        }
+        if let Some(first) = rd.entries.first() {
+            let base = disk.snapshot.as_ref().map_or(Index(0), |s| s.meta.index);
+            disk.entries.truncate((first.index.0 - base.0 - 1) as usize);
+            disk.entries.extend(rd.entries.iter().cloned());
+            self.checker.on_persist(id, term, &rd.entries)?;
+        }
+        if let Some(hs) = &rd.hard_state {
+            disk.hard_state = hs.clone();
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, from: usize, m: Message) {
+        self.messages_sent += 1;
+        *self.sent_by_kind.entry(m.body.kind()).or_default() += 1;
+        if let MessageBody::AppendEntriesResponse {
+            success: true,
+            index,
+            ..
+        } = m.body
+        {
+            self.checker.on_append_ack(m.from, m.term, index);
+        }
+        let to = (m.to.0 - 1) as usize;
+        if self.disconnected[from] || self.disconnected[to] {
+            return;
+        }
+        let delays = self.net.fate(&mut self.rng, from, to);
+        for d in delays {
+            self.schedule(d, Event::Deliver(to, m.clone()));
+        }
+    }
+
+    fn ack_proposals(&mut self, i: usize, e: &Entry) {
+        let slot = &mut self.slots[i];
+        let mut k = 0;
+        while k < slot.proposals.len() {
+            let (term, index, cmd) = slot.proposals[k];
+            if index <= e.index {
+                slot.proposals.swap_remove(k);
+                let same = e.index == index && e.term == term;
+                let ours =
+                    matches!(&e.payload, EntryPayload::Command(b) if b[..] == cmd.to_le_bytes());
+                if same && ours {
+                    self.acked.push((cmd, index));
+                    self.checker.on_ack(index);
+                }
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    fn serve_reads(&mut self, i: usize) -> Result<(), Violation> {
+        let slot = &mut self.slots[i];
+        let applied = slot.sm.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = slot
+            .reads
+            .drain(..)
+            .partition(|r| r.index.is_some_and(|x| x <= applied));
+        slot.reads = waiting;
+        let id = slot.id;
+        for r in ready {
+            self.checker.on_read(id, r.floor, applied)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self, i: usize) -> Result<(), Violation> {
+        let Some(limit) = self.cfg.snapshot_after else {
+            return Ok(());
+        };
+        let slot = &mut self.slots[i];
+        let node = slot.node.as_mut().expect("up");
+        let applied = slot.sm.applied;
+        if applied.0 + 1 < node.first_index().0 + limit {
+            return Ok(());
+        }
+        let data = slot.sm.encode();
+        node.compact(applied, data.clone())
+            .expect("compact at the applied index");
+        let meta = node.snapshot_meta().expect("just compacted").clone();
+        let disk = &mut slot.disk;
+        let base = disk.snapshot.as_ref().map_or(Index(0), |s| s.meta.index);
+        disk.entries.drain(..(applied.0 - base.0) as usize);
+        disk.snapshot = Some(Snapshot { meta, data });
+        let id = slot.id;
+        self.checker.on_snapshot(id, applied, false)
+    }
+}

@@ -1,0 +1,221 @@
+//! The mixed-fault scenario that the seed sweep runs: random partitions (symmetric, one-way,
+//! isolating the leader), loss, duplication, long delays, crashes and restarts, with clients
+//! writing and reading throughout; then everything heals and liveness is checked.
+
+use super::{Cluster, SimConfig, Violation};
+use rand::seq::IndexedRandom;
+use rand::Rng;
+
+/// Parameters of [`run_mixed`].
+#[derive(Clone, Debug)]
+pub struct MixedOptions {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Virtual milliseconds of faults.
+    pub fault_ms: u64,
+    /// Compact logs after this many applied entries (exercises InstallSnapshot).
+    pub snapshot_after: Option<u64>,
+}
+
+impl Default for MixedOptions {
+    fn default() -> Self {
+        MixedOptions {
+            nodes: 5,
+            fault_ms: 10_000,
+            snapshot_after: Some(40),
+        }
+    }
+}
+
+/// What a run did, for reports and for checking that runs are not vacuous.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MixedReport {
+    /// Events checked.
+    pub events: u64,
+    /// Messages sent.
+    pub messages: u64,
+    /// Writes acknowledged.
+    pub acked_writes: usize,
+    /// Reads served and checked.
+    pub reads: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Virtual time at the end (faults plus recovery).
+    pub end_ms: u64,
+}
+
+/// One seeded run of the mixed-fault scenario. `Err` carries the first violated invariant.
+pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violation> {
+    let mut cfg = SimConfig::new(opts.nodes, seed);
+    cfg.snapshot_after = opts.snapshot_after;
+    cfg.slow_disk = 0.2;
+    // Vary batching per seed: one entry per message exercises the commit rule hardest.
+    cfg.max_entries_per_msg = [1, 2, 3, 64][(seed % 4) as usize];
+    // A quarter of the seeds run classic Raft (no pre-vote, no check-quorum), where
+    // split votes and disruptive candidates are common.
+    if (seed / 4) % 4 == 3 {
+        cfg.raft = |c| {
+            c.pre_vote = false;
+            c.check_quorum = false;
+        };
+    }
+    let mut c = Cluster::new(cfg);
+    let n = c.len();
+    let mut cmd = seed << 20;
+    let mut crashes = 0;
+    let mut next_fault = 0;
+    while c.now() < opts.fault_ms {
+        let step = c.rng().random_range(5..40);
+        c.run_for(step)?;
+        client_ops(&mut c, &mut cmd)?;
+        if c.now() >= next_fault {
+            crashes += inject_fault(&mut c)?;
+            next_fault = c.now() + c.rng().random_range(100..800);
+        }
+    }
+    // Heal everything; a leader must emerge and a new proposal must commit everywhere.
+    c.heal();
+    for i in 0..n {
+        c.restart(i)?;
+    }
+    c.check_one_leader()?;
+    for _ in 0..3 {
+        cmd += 1;
+        c.one(cmd, n, true)?;
+    }
+    Ok(MixedReport {
+        events: c.checker().events,
+        messages: c.messages_sent,
+        acked_writes: c.acked.len(),
+        reads: c.checker().reads,
+        crashes,
+        end_ms: c.now(),
+    })
+}
+
+/// Clients: writes and reads, aimed at self-proclaimed leaders most of the time (stale leaders
+/// included, which is what makes stale reads observable) and at random nodes otherwise.
+fn client_ops(c: &mut Cluster, cmd: &mut u64) -> Result<(), Violation> {
+    let n = c.len();
+    let leaders: Vec<usize> = c.leaders().into_iter().map(|(i, _)| i).collect();
+    let pick = |c: &mut Cluster| -> usize {
+        match leaders.choose(c.rng()) {
+            Some(&l) if c.rng().random_bool(0.8) => l,
+            _ => c.rng().random_range(0..n),
+        }
+    };
+    if c.rng().random_bool(0.5) {
+        let i = pick(c);
+        *cmd += 1;
+        c.propose(i, *cmd)?;
+    }
+    if c.rng().random_bool(0.4) {
+        let i = pick(c);
+        c.read(i)?;
+    }
+    Ok(())
+}
+
+/// One random fault (or repair). Returns the number of crashes injected.
+fn inject_fault(c: &mut Cluster) -> Result<u64, Violation> {
+    let n = c.len();
+    let leader = c
+        .leaders()
+        .into_iter()
+        .max_by_key(|&(_, t)| t)
+        .map(|(i, _)| i);
+    let roll = c.rng().random_range(0..100);
+    match roll {
+        0..=14 => c.heal(),
+        15..=26 => {
+            // Random split: each node joins side A or B.
+            let a: Vec<usize> = (0..n).filter(|_| c.rng().random_bool(0.5)).collect();
+            let b: Vec<usize> = (0..n).filter(|x| !a.contains(x)).collect();
+            c.net.partition(&a, &b);
+        }
+        27..=36 => {
+            let i = leader.unwrap_or_else(|| c.rng().random_range(0..n));
+            c.disconnect(i);
+        }
+        37..=44 => {
+            // One-way cuts.
+            for _ in 0..c.rng().random_range(1..=n) {
+                let (x, y) = (c.rng().random_range(0..n), c.rng().random_range(0..n));
+                if x != y {
+                    c.net.set_link(x, y, false);
+                }
+            }
+        }
+        45..=56 => {
+            let i = if c.rng().random_bool(0.5) {
+                leader.unwrap_or(0)
+            } else {
+                c.rng().random_range(0..n)
+            };
+            if c.is_up(i) {
+                c.crash(i);
+                return Ok(1);
+            }
+        }
+        57..=62 => {
+            // A quick reboot: messages in flight reach the restarted node.
+            let i = c.rng().random_range(0..n);
+            if c.is_up(i) {
+                let after = c.rng().random_range(1..30);
+                c.reboot(i, after);
+                return Ok(1);
+            }
+        }
+        63..=74 => {
+            let down: Vec<usize> = (0..n).filter(|&i| !c.is_up(i)).collect();
+            if let Some(&i) = down.choose(c.rng()) {
+                c.restart(i)?;
+            }
+        }
+        75..=84 => {
+            let unreliable = c.net.drop == 0.0;
+            c.net.drop = if unreliable { 0.1 } else { 0.0 };
+            c.net.duplicate = if unreliable { 0.05 } else { 0.0 };
+            c.net.long_delay = if unreliable { 0.05 } else { 0.0 };
+            c.net.long_delay_ms = 300;
+        }
+        _ => {}
+    }
+    Ok(0)
+}
+
+/// An election storm: 5 nodes, slow links (5-30 ms), the leader cut off often, and nodes
+/// rebooting every few milliseconds, so that vote requests and answers cross reboots. Votes
+/// that are not durable show up here as two leaders in one term. Even seeds run classic Raft
+/// (no pre-vote, no check-quorum), odd seeds the defaults. Runs `duration_ms` of virtual time.
+pub fn run_election_storm(seed: u64, duration_ms: u64) -> Result<u64, Violation> {
+    let mut cfg = SimConfig::new(5, seed);
+    if seed & 1 == 0 {
+        cfg.raft = |c| {
+            c.pre_vote = false;
+            c.check_quorum = false;
+        };
+    }
+    let mut c = Cluster::new(cfg);
+    c.net.delay_ms = (5, 30);
+    let mut elections = 0;
+    while c.now() < duration_ms {
+        let ms = c.rng().random_range(3..15);
+        c.run_for(ms)?;
+        let i = c.rng().random_range(0..5);
+        if c.is_up(i) && c.rng().random_bool(0.5) {
+            let after = c.rng().random_range(1..10);
+            c.reboot(i, after);
+        }
+        if let Some(&(leader, _)) = c.leaders().first() {
+            if c.is_connected(leader) && c.rng().random_bool(0.1) {
+                c.disconnect(leader);
+                elections += 1;
+            }
+        }
+        if c.rng().random_bool(0.05) {
+            (0..5).for_each(|k| c.connect(k));
+        }
+    }
+    Ok(elections)
+}

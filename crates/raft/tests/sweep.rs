@@ -1,0 +1,153 @@
+//! The seed sweep: many seeds of the mixed-fault scenario (`raft::sim::run_mixed`), 5 nodes,
+//! 10 s of virtual time each, invariants checked after every event.
+//!
+//! - Default: 2,000 seeds, split over `SHARDS` tests so that nextest runs them in parallel.
+//! - `RAFT_SEED=1234` runs only that seed (the replay command a failure prints).
+//! - `RAFT_SOAK_SEEDS=100000` runs that many seeds instead (a long soak).
+//! - `storm`: 500 election storms (`raft::sim::run_election_storm`), where nodes reboot every
+//!   few milliseconds while elections run; `RAFT_SEED` replays one of those too.
+
+use raft::sim::{run_election_storm, run_mixed, MixedOptions, MixedReport, Violation};
+use std::time::Instant;
+
+const DEFAULT_SEEDS: u64 = 2_000;
+const SHARDS: u64 = 8;
+
+fn seeds() -> u64 {
+    std::env::var("RAFT_SOAK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_SEEDS)
+}
+
+fn replay_seed() -> Option<u64> {
+    std::env::var("RAFT_SEED")
+        .ok()
+        .map(|s| s.parse().expect("RAFT_SEED must be a number"))
+}
+
+/// Runs the seeds `s` with `s % SHARDS == shard`, or only `RAFT_SEED` (in shard 0).
+fn sweep(shard: u64) {
+    let opts = MixedOptions::default();
+    let list: Vec<u64> = match replay_seed() {
+        Some(seed) if shard == 0 => vec![seed],
+        Some(_) => vec![],
+        None => (0..seeds()).filter(|s| s % SHARDS == shard).collect(),
+    };
+    let start = Instant::now();
+    let mut total = MixedReport::default();
+    for (k, &seed) in list.iter().enumerate() {
+        // A panic inside the core (a broken internal invariant) is a failure of this seed too.
+        let outcome = std::panic::catch_unwind(|| run_mixed(seed, &opts))
+            .unwrap_or_else(|p| Err(panic_violation(p)));
+        match outcome {
+            Ok(r) => {
+                total.events += r.events;
+                total.messages += r.messages;
+                total.end_ms += r.end_ms;
+                total.acked_writes += r.acked_writes;
+                total.reads += r.reads;
+                total.crashes += r.crashes;
+            }
+            Err(v) => panic!(
+                "seed {seed} violated an invariant {v}\n(after {} seeds of this shard, {:.2?})\nreplay: RAFT_SEED={seed} cargo nextest run -p raft --cargo-profile ci sweep",
+                k + 1,
+                start.elapsed()
+            ),
+        }
+    }
+    eprintln!(
+        "shard {shard}: {} seeds in {:.1?}: {total:?}",
+        list.len(),
+        start.elapsed()
+    );
+    if list.len() >= 50 {
+        // Guard against a vacuous sweep: the runs must do real work.
+        assert!(
+            total.acked_writes >= list.len() * 10,
+            "too few acknowledged writes: {total:?}"
+        );
+        assert!(
+            total.reads >= list.len() as u64 * 5,
+            "too few reads checked: {total:?}"
+        );
+        assert!(
+            total.crashes >= list.len() as u64,
+            "too few crashes: {total:?}"
+        );
+    }
+}
+
+/// Election storms (`raft::sim::run_election_storm`): 500 seeds of 5 s, or `RAFT_SEED` alone.
+#[test]
+fn storm() {
+    let list: Vec<u64> = match replay_seed() {
+        Some(seed) => vec![seed],
+        None => (0..500).collect(),
+    };
+    let start = Instant::now();
+    let mut elections = 0;
+    for &seed in &list {
+        match std::panic::catch_unwind(|| run_election_storm(seed, 5_000)).unwrap_or_else(|p| Err(panic_violation(p))) {
+            Ok(n) => elections += n,
+            Err(v) => panic!(
+                "storm seed {seed} violated an invariant {v}\n(after {:.2?})\nreplay: RAFT_SEED={seed} cargo nextest run -p raft --cargo-profile ci storm",
+                start.elapsed()
+            ),
+        }
+    }
+    eprintln!(
+        "storm: {} seeds, {elections} leaders cut off, in {:.1?}",
+        list.len(),
+        start.elapsed()
+    );
+    assert!(
+        elections >= list.len() as u64,
+        "too few elections forced: {elections}"
+    );
+}
+
+fn panic_violation(payload: Box<dyn std::any::Any + Send>) -> Violation {
+    let what = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    Violation {
+        time_ms: 0,
+        what: format!("panic: {what}"),
+    }
+}
+
+#[test]
+fn sweep_0() {
+    sweep(0)
+}
+#[test]
+fn sweep_1() {
+    sweep(1)
+}
+#[test]
+fn sweep_2() {
+    sweep(2)
+}
+#[test]
+fn sweep_3() {
+    sweep(3)
+}
+#[test]
+fn sweep_4() {
+    sweep(4)
+}
+#[test]
+fn sweep_5() {
+    sweep(5)
+}
+#[test]
+fn sweep_6() {
+    sweep(6)
+}
+#[test]
+fn sweep_7() {
+    sweep(7)
+}

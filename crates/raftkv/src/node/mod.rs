@@ -1,0 +1,202 @@
+//! The node: wiring (storage, Raft core, listeners, threads) and the Raft thread's loop.
+//!
+//! Threads: the Raft thread ([`driver`], owns the `RawNode`, the storage and the KV state
+//! machine); one dialer per peer and one thread per accepted peer connection
+//! ([`crate::transport`]); an accept thread and two threads per client connection
+//! ([`crate::client`]). They reach the Raft thread only through its inbox ([`Event`]).
+
+mod driver;
+pub mod pending;
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::bounded;
+use raft::{Config, Index, RawNode, Restored};
+
+use crate::client::{self, ClientCall};
+use crate::config::NodeConfig;
+use crate::kv::{KvError, KvStore, DEFAULT_MAX_SESSIONS};
+use crate::storage::{Storage, StorageError, StorageOptions};
+use crate::transport::{ClientDirectory, Identity, PeerTransport};
+use crate::{info, warn};
+
+pub use driver::Driver;
+
+/// Events queued for the Raft thread (in the inbox).
+#[derive(Debug)]
+pub enum Event {
+    /// A message from a peer.
+    Peer(raft::Message),
+    /// A client request.
+    Client(ClientCall),
+    /// SIGTERM or SIGINT: stop cleanly.
+    Shutdown,
+}
+
+/// Inbox capacity. Senders block when it is full (back-pressure on peers and clients),
+/// except the signal handler, which only sets a flag then.
+const INBOX_LEN: usize = 16 * 1024;
+
+/// Largest Raft message of entries, and so the largest proposal: a client line is at most
+/// 1 MiB, so any valid write fits.
+const MAX_BYTES_PER_MSG: u64 = 4 << 20;
+
+/// Why the node could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("storage in {dir}: {source}")]
+    Storage {
+        dir: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("the durable state is inconsistent: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("snapshot data: {0}")]
+    Snapshot(#[from] KvError),
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("cannot install the signal handler: {0}")]
+    Signal(#[from] ctrlc::Error),
+}
+
+/// Runs a node until SIGTERM/SIGINT (`Ok`) or a fatal error.
+pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
+    let dir = cfg.data_dir.display().to_string();
+    let (storage, recovered) =
+        Storage::open(&cfg.data_dir, StorageOptions::default()).map_err(|source| {
+            NodeError::Storage {
+                dir: dir.clone(),
+                source,
+            }
+        })?;
+    for repair in &recovered.repairs {
+        warn!("storage repair: {repair}");
+    }
+    let kv = match &recovered.snapshot {
+        Some(s) => KvStore::restore(&s.data, DEFAULT_MAX_SESSIONS)?,
+        None => KvStore::new(DEFAULT_MAX_SESSIONS),
+    };
+    let snapshot_index = recovered.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
+    info!(
+        "recovered from {dir}: term {} vote {:?} commit {}, snapshot at {snapshot_index} ({} keys), {} log entries",
+        recovered.hard_state.term.0,
+        recovered.hard_state.vote.map(|v| v.0),
+        recovered.hard_state.commit.0,
+        kv.len(),
+        recovered.entries.len()
+    );
+
+    let durable_term_vote = (recovered.hard_state.term, recovered.hard_state.vote);
+    let mut voters: Vec<_> = cfg.peers.iter().map(|p| p.id).collect();
+    voters.push(cfg.id);
+    voters.sort();
+    let raft_cfg = Config {
+        election_tick: cfg.election_ticks,
+        heartbeat_tick: cfg.heartbeat_ticks,
+        max_bytes_per_msg: MAX_BYTES_PER_MSG,
+        // A fresh seed per process, so restarted nodes do not time out in lockstep.
+        seed: rand::random(),
+        ..Config::new(cfg.id, voters.clone())
+    };
+    let raw = RawNode::new(
+        raft_cfg,
+        Restored {
+            hard_state: recovered.hard_state,
+            snapshot: recovered.snapshot,
+            entries: recovered.entries,
+            applied: Index(0),
+        },
+    )?;
+
+    let bind = |what, addr: &str| {
+        TcpListener::bind(addr).map_err(|source| NodeError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+    };
+    let client_listener = bind("clients", &cfg.client_listen)?;
+    let peer_listener = bind("peers", &cfg.peer_listen)?;
+    let client_addr = match &cfg.advertise_client {
+        Some(a) => a.clone(),
+        None => match client_listener.local_addr() {
+            Ok(a) if a.ip().is_unspecified() => {
+                warn!("clients are told to redirect to {a}: set --advertise-client to a reachable address");
+                a.to_string()
+            }
+            Ok(a) => a.to_string(),
+            Err(_) => cfg.client_listen.clone(),
+        },
+    };
+    let me = Identity {
+        cluster_id: cfg.cluster_id.clone(),
+        name: cfg.name.clone(),
+        id: cfg.id,
+        client_addr: Some(client_addr.clone()),
+    };
+    let directory = ClientDirectory::new(cfg.peer_clients.clone().into_iter().collect());
+
+    let (inbox, events) = bounded(INBOX_LEN);
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let (stop, inbox) = (stop.clone(), inbox.clone());
+        ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            let _ = inbox.try_send(Event::Shutdown); // wakes the loop; the flag is the truth
+        })?;
+    }
+    let outbox = PeerTransport::start_dialers(&me, &cfg.peers, &directory);
+    {
+        let inbox = inbox.clone();
+        PeerTransport::start_listener(
+            peer_listener,
+            me.clone(),
+            cfg.peers.clone(),
+            directory.clone(),
+            move |m| inbox.send(Event::Peer(m)).is_ok(),
+        )
+        .map_err(NodeError::Thread)?;
+    }
+    {
+        let inbox = inbox.clone();
+        client::start(
+            client_listener,
+            Arc::new(move |call| inbox.send(Event::Client(call)).is_ok()),
+            cfg.request_timeout,
+        )
+        .map_err(NodeError::Thread)?;
+    }
+    drop(inbox);
+    info!(
+        "serving clients on {} (advertised {client_addr}), peers on {}, cluster {}",
+        cfg.client_listen, cfg.peer_listen, cfg.cluster_id
+    );
+
+    let mut driver = Driver::new(driver::Parts {
+        name: cfg.name.clone(),
+        durable_term_vote,
+        raw,
+        storage,
+        kv,
+        outbox,
+        directory,
+        voters,
+        snapshot_index,
+        snapshot_every: cfg.snapshot_every,
+        tick: cfg.tick,
+        dir,
+    });
+    let result = driver.run(&events, &stop);
+    info!("stopped");
+    result
+}
