@@ -1,16 +1,307 @@
-//! `harness check`: re-check stored histories.
+//! `harness check`: re-check stored histories (files or run directories).
+//!
+//! Exit codes (DESIGN.md, Jepsen's convention): 0 linearizable, 1 not linearizable, 2 unknown,
+//! 254 usage error (bad flags, unreadable or malformed input: the message names file and line),
+//! 255 any other failure. With several inputs the worst verdict wins (1 over 2 over 0).
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use lincheck::html::HtmlOptions;
+use lincheck::{CheckError, CheckOptions, Format, ModelKind, Value, Verdict};
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// History files or run directories.
+    /// History files or run directories (a directory holding history.jsonl).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Input format: auto, jsonl, jepsen-edn, porcupine-etcd, porcupine-kv.
+    #[arg(long, default_value = "auto", value_parser = parse_format)]
+    pub format: Format,
+    /// Model: register, cas-register, kv-append (default: by format; register for JSONL).
+    #[arg(long, value_parser = parse_model)]
+    pub model: Option<ModelKind>,
+    /// Initial value of every key (an integer or a string; default: absent).
+    #[arg(long)]
+    pub initial: Option<String>,
+    /// Time limit for the search, e.g. 60s, 500ms, 2m; 0 for none.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Memory budget for the search, e.g. 4G, 512M.
+    #[arg(long, default_value = "4G", value_parser = parse_bytes)]
+    pub memory: usize,
+    /// Print the machine-readable result (JSON) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a self-contained HTML report to this file (with several inputs: one per input,
+    /// named OUT-<n>.html).
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+    /// Draw every key in the HTML report, not only the failing ones.
+    #[arg(long)]
+    pub html_all_keys: bool,
+    /// Turn off the sound reductions for indefinite operations (for comparison).
+    #[arg(long, hide = true)]
+    pub no_reductions: bool,
 }
 
-pub fn run(_args: CheckArgs) -> ExitCode {
-    eprintln!("harness check: not implemented yet");
-    ExitCode::from(255)
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(s).ok_or_else(|| {
+        format!("unknown format `{s}` (auto, jsonl, jepsen-edn, porcupine-etcd, porcupine-kv)")
+    })
+}
+
+fn parse_model(s: &str) -> Result<ModelKind, String> {
+    ModelKind::parse(s)
+        .ok_or_else(|| format!("unknown model `{s}` (register, cas-register, kv-append)"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration `{s}` (e.g. 60s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration unit in `{s}` (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("bad duration `{s}`: {e}"))
+}
+
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("bad size `{s}` (e.g. 4G, 512M)"))?;
+    let mul: usize = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("bad size unit in `{s}` (K, M, G)")),
+    };
+    Ok(n.saturating_mul(mul))
+}
+
+/// The history file a path names: the file itself, or `history.jsonl` in a run directory.
+fn history_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("history.jsonl")
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// A failure and the exit code it maps to.
+enum Failure {
+    Usage(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    match run_all(&args) {
+        Ok(v) => ExitCode::from(v.exit_code()),
+        Err(Failure::Usage(e)) => {
+            eprintln!("harness check: {e:#}");
+            ExitCode::from(254)
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("harness check: {e:#}");
+            ExitCode::from(255)
+        }
+    }
+}
+
+fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
+    let initial = match &args.initial {
+        None => Value::Nil,
+        Some(s) => s
+            .parse::<i64>()
+            .map(Value::Int)
+            .unwrap_or_else(|_| Value::str(s)),
+    };
+    let mut opts = CheckOptions::default()
+        .initial(initial)
+        .time_limit((!args.time_limit.is_zero()).then_some(args.time_limit))
+        .memory_budget(args.memory)
+        .reductions(!args.no_reductions);
+    opts.model = args.model.clone();
+    let mut worst = Verdict::Linearizable;
+    let mut json_out = Vec::new();
+    for (n, path) in args.paths.iter().enumerate() {
+        let file = history_file(path);
+        let checked = lincheck::check_file(&file, args.format, &opts).map_err(|e| match e {
+            CheckError::Read(r) => Failure::Usage(anyhow::Error::new(r)),
+            CheckError::Model(m) => {
+                Failure::Usage(anyhow::Error::new(m).context(file.display().to_string()))
+            }
+            other => Failure::Other(anyhow::Error::new(other)),
+        })?;
+        let r = &checked.result;
+        if args.json {
+            let mut j = r.to_json(&checked.history);
+            j["file"] = serde_json::json!(file.display().to_string());
+            j["format"] = serde_json::json!(checked.format.name());
+            json_out.push(j);
+        } else {
+            println!("{}: {}", file.display(), r.summary());
+        }
+        if let Some(out) = &args.html {
+            let out = if args.paths.len() > 1 {
+                let stem = out.with_extension("");
+                PathBuf::from(format!("{}-{}.html", stem.display(), n + 1))
+            } else {
+                out.clone()
+            };
+            write_html(&out, &checked, args.html_all_keys).map_err(Failure::Other)?;
+            if !args.json {
+                println!("report: {}", out.display());
+            }
+        }
+        worst = match (worst, r.verdict) {
+            (Verdict::NotLinearizable, _) | (_, Verdict::NotLinearizable) => {
+                Verdict::NotLinearizable
+            }
+            (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
+            _ => Verdict::Linearizable,
+        };
+    }
+    if args.json {
+        let doc = if json_out.len() == 1 {
+            json_out.remove(0)
+        } else {
+            serde_json::Value::Array(json_out)
+        };
+        let text = serde_json::to_string_pretty(&doc)
+            .context("serialising the result")
+            .map_err(Failure::Other)?;
+        println!("{text}");
+    }
+    Ok(worst)
+}
+
+fn write_html(out: &Path, checked: &lincheck::Checked, all_keys: bool) -> anyhow::Result<()> {
+    let f = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut w = BufWriter::new(f);
+    let opts = HtmlOptions::default().all_keys(all_keys);
+    lincheck::html::write(&mut w, &checked.history, &checked.result, &opts)
+        .and_then(|_| w.flush())
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CheckArgs,
+    }
+
+    fn run_with(args: &[&str]) -> ExitCode {
+        let mut v = vec!["check"];
+        v.extend_from_slice(args);
+        run(Cli::try_parse_from(v).expect("flags parse").args)
+    }
+
+    fn temp(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("check-cmd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    const OK: &str = r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"write","key":"k","value":"a"}
+{"index":1,"time":2,"process":1,"type":"ok","f":"write","key":"k","value":"a"}
+{"index":2,"time":3,"process":2,"type":"invoke","f":"read","key":"k","value":null}
+{"index":3,"time":4,"process":2,"type":"ok","f":"read","key":"k","value":"a"}
+"#;
+
+    #[test]
+    fn exit_codes() {
+        let ok = temp("ok.jsonl", OK);
+        assert_eq!(run_with(&[ok.to_str().unwrap()]), ExitCode::from(0));
+        let bad = temp(
+            "bad.jsonl",
+            &OK.replace(r#""value":"a"}"#, r#""value":"b"}"#).replacen(
+                r#""value":"b"}"#,
+                r#""value":"a"}"#,
+                2,
+            ),
+        );
+        assert_eq!(
+            run_with(&[bad.to_str().unwrap(), "--json"]),
+            ExitCode::from(1)
+        );
+        let html = bad.with_extension("html");
+        assert_eq!(
+            run_with(&[bad.to_str().unwrap(), "--html", html.to_str().unwrap()]),
+            ExitCode::from(1)
+        );
+        let page = std::fs::read_to_string(&html).expect("html written");
+        assert!(
+            page.contains("<svg") && !page.contains("http://cdn") && !page.contains("<script src")
+        );
+        let torn = temp("torn.jsonl", &format!("{OK}{{\"index\":4,\"ti"));
+        assert_eq!(run_with(&[torn.to_str().unwrap()]), ExitCode::from(254));
+        let missing = std::env::temp_dir().join("no-such-history.jsonl");
+        assert_eq!(run_with(&[missing.to_str().unwrap()]), ExitCode::from(254));
+        // A run directory holding history.jsonl.
+        let dir = ok.parent().unwrap().join("run");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("history.jsonl"), OK).unwrap();
+        assert_eq!(run_with(&[dir.to_str().unwrap()]), ExitCode::from(0));
+        // Worst verdict wins across inputs.
+        assert_eq!(
+            run_with(&[ok.to_str().unwrap(), bad.to_str().unwrap()]),
+            ExitCode::from(1)
+        );
+        // Kv model on a register history: usage error naming the line.
+        assert_eq!(
+            run_with(&[
+                ok.to_str().unwrap(),
+                "--model",
+                "kv-append",
+                "--format",
+                "jsonl"
+            ]),
+            ExitCode::from(0)
+        );
+        let cas = temp(
+            "cas.jsonl",
+            r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"cas","key":"k","value":["a","b"]}
+"#,
+        );
+        assert_eq!(
+            run_with(&[cas.to_str().unwrap(), "--model", "kv-append"]),
+            ExitCode::from(254)
+        );
+    }
+
+    #[test]
+    fn flag_parsing() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_bytes("4G"), Ok(4 << 30));
+        assert!(parse_format("xml").is_err());
+        assert!(Cli::try_parse_from(["check", "f", "--model", "queue"]).is_err());
+    }
 }

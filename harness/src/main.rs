@@ -1,6 +1,7 @@
 //! `harness`: run chaos tests against a KV cluster and check recorded histories.
 
 mod check_cmd;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,8 +17,13 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once; the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a chaos test: start a cluster, inject faults, record and check the history.
+    #[command(after_help = run::AFTER_HELP)]
+    Run(run::RunArgs),
     /// Check stored histories (files or run directories) for linearizability.
     Check(check_cmd::CheckArgs),
 }
@@ -35,6 +41,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Check(args) => check_cmd::run(args),
     }
 }

@@ -1,0 +1,30 @@
+//! Writes a generated register history (JSONL) to stdout, for trying the checker:
+//! `cargo run --release -p lincheck --example gen_history -- OPS KEYS PROCS INFO_RATE SEED [stale]`.
+
+#[path = "../tests/support/gen.rs"]
+mod gen;
+
+use std::io::Write;
+
+fn main() {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize, d: f64| a.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(d);
+    let p = gen::Params {
+        ops: num(0, 10_000.0) as usize,
+        keys: num(1, 10.0) as usize,
+        procs: num(2, 20.0) as usize,
+        info_rate: num(3, 0.05),
+        fail_rate: 0.02,
+        read_frac: 0.4,
+        write_frac: 0.4,
+        unique_values: true,
+        domain: 0,
+        seed: num(4, 1.0) as u64,
+    };
+    let mut ops = gen::generate(&p);
+    if a.get(5).is_some_and(|s| s == "stale") {
+        let r = gen::inject_stale_read(&mut ops, p.seed);
+        eprintln!("stale read: {:?}", r.map(|r| (&ops[r].key, ops[r].call)));
+    }
+    let _ = std::io::stdout().write_all(&gen::to_jsonl(&ops));
+}

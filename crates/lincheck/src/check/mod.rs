@@ -1,0 +1,420 @@
+//! The checker: split the history by key (P-compositionality: a history of independent keys is
+//! linearizable iff each key's sub-history is), check the keys in parallel, collect the results.
+
+mod cache;
+pub(crate) use cache::FxHasher;
+pub(crate) mod reduce;
+pub(crate) mod search;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::ModelError;
+use crate::explain;
+use crate::history::{History, Value};
+use crate::model::kv::Kv;
+use crate::model::register::Register;
+use crate::model::{Encode, Model, ModelKind, SearchOp};
+use crate::result::{CheckResult, Counterexample, KeyResult, Step, UnknownCause, Verdict};
+use search::{Abort, Found, Limits, Search};
+
+/// How to check.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CheckOptions {
+    /// The model; `None`: the input format's default (the register for JSONL).
+    pub model: Option<ModelKind>,
+    /// Initial value of every key (`Nil`: absent).
+    pub initial: Value,
+    /// Wall-clock limit for the whole check; `None` for none.
+    pub time_limit: Option<Duration>,
+    /// Memory the search caches may use in total, in bytes.
+    pub memory_budget: usize,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// Apply the sound reductions for indefinite operations (see `check::reduce`).
+    pub reductions: bool,
+    /// Stop the other keys at the first key found not linearizable (they become unknown, cause
+    /// `Stopped`), as Porcupine does. On by default: CI needs the verdict, not every bad key.
+    pub stop_at_first_violation: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            model: None,
+            initial: Value::Nil,
+            time_limit: Some(Duration::from_secs(60)),
+            memory_budget: 4 << 30,
+            threads: 0,
+            reductions: true,
+            stop_at_first_violation: true,
+        }
+    }
+}
+
+impl CheckOptions {
+    /// Options for a model.
+    pub fn new(model: ModelKind) -> Self {
+        Self {
+            model: Some(model),
+            ..Self::default()
+        }
+    }
+    /// The model to use.
+    pub fn model_kind(&self) -> ModelKind {
+        self.model.clone().unwrap_or_default()
+    }
+
+    /// Sets the initial value.
+    pub fn initial(mut self, v: Value) -> Self {
+        self.initial = v;
+        self
+    }
+    /// Sets the time limit.
+    pub fn time_limit(mut self, d: Option<Duration>) -> Self {
+        self.time_limit = d;
+        self
+    }
+    /// Sets the memory budget in bytes.
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+    /// Sets the number of threads (0: all cores).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+    /// Turns the reductions on or off.
+    pub fn reductions(mut self, on: bool) -> Self {
+        self.reductions = on;
+        self
+    }
+    /// Stop at the first violation.
+    pub fn stop_at_first_violation(mut self, on: bool) -> Self {
+        self.stop_at_first_violation = on;
+        self
+    }
+}
+
+struct Shared<'a> {
+    history: &'a History,
+    opts: &'a CheckOptions,
+    limits: Limits<'a>,
+}
+
+type KeyOutcome = (KeyResult, Option<Counterexample>);
+
+/// Steps a key runs before going back to the queue; doubled every round.
+const FIRST_BUDGET: u64 = 1 << 15;
+
+/// One key's check, resumable.
+trait Job: Send {
+    /// Advances the check; `None` while unfinished.
+    fn run(&mut self, sh: &Shared<'_>) -> Option<Result<KeyOutcome, ModelError>>;
+    /// Sets the step budget of the next `run`.
+    fn set_budget(&mut self, budget: u64);
+}
+
+/// Checks a history.
+///
+/// Keys are independent (P-compositionality: a history of independent keys is linearizable iff
+/// each key's sub-history is), so each key is a job. Workers (one per core) take jobs from a
+/// queue, biggest keys first, run each for a step budget and put unfinished ones back with twice
+/// the budget: every key makes progress, so a key that fails fast is found fast even on one core.
+pub fn check(history: &History, opts: &CheckOptions) -> Result<CheckResult, ModelError> {
+    let start = Instant::now();
+    let mut by_key: Vec<Vec<u32>> = vec![Vec::new(); history.keys.len()];
+    for (i, op) in history.ops.iter().enumerate() {
+        if let Some(v) = by_key.get_mut(op.key as usize) {
+            v.push(i as u32);
+        }
+    }
+    let mut order: Vec<usize> = (0..by_key.len())
+        .filter(|&k| !by_key[k].is_empty())
+        .collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(by_key[k].len()));
+    let model = opts.model_kind();
+    let queue: Mutex<VecDeque<(Box<dyn Job + '_>, u64)>> = Mutex::new(
+        order
+            .iter()
+            .map(|&k| {
+                let ids = std::mem::take(&mut by_key[k]);
+                let job: Box<dyn Job> = match model {
+                    ModelKind::KvAppend => Box::new(KeyJob::<Kv>::new(k as u32, ids)),
+                    _ => Box::new(KeyJob::<Register>::new(k as u32, ids)),
+                };
+                (job, FIRST_BUDGET)
+            })
+            .collect(),
+    );
+    let cancel = AtomicBool::new(false);
+    let memory_used = AtomicUsize::new(0);
+    let shared = Shared {
+        history,
+        opts,
+        limits: Limits {
+            deadline: opts.time_limit.map(|d| start + d),
+            cancel: &cancel,
+            memory_budget: opts.memory_budget,
+            memory_used: &memory_used,
+        },
+    };
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(order.len())
+    .max(1);
+    let active = AtomicUsize::new(0);
+    let work = || -> Vec<Result<KeyOutcome, ModelError>> {
+        let mut out = Vec::new();
+        loop {
+            let popped = {
+                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                let j = q.pop_front();
+                if j.is_some() {
+                    active.fetch_add(1, Ordering::SeqCst);
+                }
+                j
+            };
+            let Some((mut job, budget)) = popped else {
+                if active.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                // Another worker holds a job it may put back.
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            };
+            job.set_budget(budget);
+            match job.run(&shared) {
+                Some(r) => {
+                    if opts.stop_at_first_violation
+                        && matches!(&r, Ok((k, _)) if k.verdict == Verdict::NotLinearizable)
+                    {
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                    out.push(r);
+                }
+                None => queue
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back((job, budget.saturating_mul(2))),
+            }
+            active.fetch_sub(1, Ordering::SeqCst);
+        }
+        out
+    };
+    let mut results = Vec::with_capacity(order.len());
+    if threads == 1 {
+        results = work();
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+            for h in handles {
+                results.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+        });
+    }
+    let mut results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    results.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    let verdict = if results
+        .iter()
+        .any(|r| r.0.verdict == Verdict::NotLinearizable)
+    {
+        Verdict::NotLinearizable
+    } else if results.iter().any(|r| r.0.verdict == Verdict::Unknown) {
+        Verdict::Unknown
+    } else {
+        Verdict::Linearizable
+    };
+    let (keys, cexs): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+    Ok(CheckResult {
+        verdict,
+        model: model.name().to_string(),
+        ops: history.ops.len(),
+        elapsed: start.elapsed(),
+        keys,
+        counterexamples: cexs.into_iter().flatten().collect(),
+    })
+}
+
+/// Model-specific preprocessing before the search.
+trait Prepare: Encode + Send {
+    /// Applies sound reductions; returns (clamped, dropped).
+    fn reduce(&self, _ops: &mut Vec<SearchOp<Self::Input, Self::Output>>) -> (usize, usize) {
+        (0, 0)
+    }
+}
+
+impl Prepare for Kv {}
+
+impl Prepare for Register {
+    fn reduce(&self, ops: &mut Vec<SearchOp<Self::Input, Self::Output>>) -> (usize, usize) {
+        let r = reduce::reduce(ops, self.init());
+        (r.clamped, r.dropped)
+    }
+}
+
+struct Started<M: Model> {
+    model: M,
+    ops: Vec<SearchOp<M::Input, M::Output>>,
+    search: Search<M>,
+}
+
+struct KeyJob<M: Model> {
+    key: u32,
+    ids: Vec<u32>,
+    budget: u64,
+    elapsed: Duration,
+    started: Option<Started<M>>,
+    clamped: usize,
+    dropped: usize,
+}
+
+impl<M: Prepare> KeyJob<M> {
+    fn new(key: u32, ids: Vec<u32>) -> Self {
+        Self {
+            key,
+            ids,
+            budget: FIRST_BUDGET,
+            elapsed: Duration::ZERO,
+            started: None,
+            clamped: 0,
+            dropped: 0,
+        }
+    }
+}
+
+impl<M: Prepare> Job for KeyJob<M>
+where
+    M::State: Send,
+    M::Input: Send,
+    M::Output: Send,
+{
+    fn run(&mut self, sh: &Shared<'_>) -> Option<Result<KeyOutcome, ModelError>> {
+        let t = Instant::now();
+        if self.started.is_none() {
+            let (model, mut ops) = match M::encode(
+                &sh.opts.model_kind(),
+                &sh.opts.initial,
+                &sh.history.ops,
+                &self.ids,
+            ) {
+                Ok(x) => x,
+                Err(e) => return Some(Err(e)),
+            };
+            if sh.opts.reductions {
+                (self.clamped, self.dropped) = model.reduce(&mut ops);
+            }
+            let search = Search::new(&model, &ops);
+            self.started = Some(Started { model, ops, search });
+        }
+        let st = self.started.as_mut()?;
+        let found = st
+            .search
+            .run(&mut st.model, &st.ops, &sh.limits, self.budget);
+        self.elapsed += t.elapsed();
+        let found = found?;
+        let stats = st.search.stats;
+        let mut kr = KeyResult {
+            key: sh.history.key_name(self.key).to_string(),
+            ops: self.ids.len(),
+            searched_ops: st.ops.len(),
+            verdict: Verdict::Unknown,
+            cause: None,
+            elapsed: self.elapsed,
+            steps: stats.steps,
+            configs: stats.configs,
+            clamped: self.clamped,
+            dropped: self.dropped,
+        };
+        let mut cex = None;
+        match found {
+            Found::Linearizable => kr.verdict = Verdict::Linearizable,
+            Found::Aborted(a) => {
+                kr.cause = Some(match a {
+                    Abort::Time => UnknownCause::TimeLimit,
+                    Abort::Memory => UnknownCause::MemoryBudget,
+                    Abort::Cancelled => UnknownCause::Stopped,
+                })
+            }
+            Found::Illegal {
+                prefix,
+                state,
+                blocker,
+            } => {
+                kr.verdict = Verdict::NotLinearizable;
+                cex = Some(counterexample(
+                    sh.history,
+                    &kr.key,
+                    &mut st.model,
+                    &st.ops,
+                    &prefix,
+                    state,
+                    blocker,
+                ));
+            }
+        }
+        Some(Ok((kr, cex)))
+    }
+
+    fn set_budget(&mut self, budget: u64) {
+        self.budget = budget;
+    }
+}
+
+/// Builds the counterexample from the search's deepest dead end.
+fn counterexample<M: Model>(
+    history: &History,
+    key: &str,
+    model: &mut M,
+    ops: &[SearchOp<M::Input, M::Output>],
+    prefix: &[u32],
+    state: M::State,
+    blocker: u32,
+) -> Counterexample {
+    let mut steps = Vec::with_capacity(prefix.len());
+    let mut s = model.init();
+    let mut in_prefix = vec![false; ops.len()];
+    for &i in prefix {
+        let op = &ops[i as usize];
+        in_prefix[i as usize] = true;
+        s = model.step(s, &op.input, &op.output).unwrap_or(s);
+        steps.push(Step {
+            op: op.id as usize,
+            state_after: model.describe_state(s),
+        });
+    }
+    // Candidates to go next: not linearized, invoked before the blocking operation returned.
+    let limit = ops[blocker as usize].ret;
+    let mut unplaceable: Vec<(u64, usize)> = ops
+        .iter()
+        .enumerate()
+        .filter(|&(i, op)| {
+            !in_prefix[i]
+                && op.is_definite()
+                && op.call < limit
+                && model.step(state, &op.input, &op.output).is_none()
+        })
+        .map(|(_, op)| (op.ret, op.id as usize))
+        .collect();
+    unplaceable.sort_unstable();
+    let blocker_id = ops[blocker as usize].id as usize;
+    let mut unplaceable: Vec<usize> = unplaceable.into_iter().map(|(_, id)| id).collect();
+    if !unplaceable.contains(&blocker_id) {
+        unplaceable.push(blocker_id);
+    }
+    let state_text = model.describe_state(state);
+    let explanation = explain::explain(history, &steps, &state_text, &unplaceable);
+    Counterexample {
+        key: key.to_string(),
+        prefix: steps,
+        state: state_text,
+        unplaceable,
+        explanation,
+    }
+}

@@ -1,0 +1,160 @@
+//! Typed errors. Every input error names the line it was found on.
+
+use std::path::PathBuf;
+
+/// What is wrong with one line of a history.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum LineErrorKind {
+    /// Not valid JSON / EDN.
+    #[error("malformed {format}: {detail}")]
+    Malformed {
+        /// Format being parsed.
+        format: &'static str,
+        /// Parser message.
+        detail: String,
+    },
+    /// A required field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// The `type` is not invoke/ok/fail/info.
+    #[error("unknown event type `{0}` (expected invoke, ok, fail or info)")]
+    UnknownType(String),
+    /// The `f` is not one the models know.
+    #[error("unknown function `{0}` (expected read, write, cas or append)")]
+    UnknownFunction(String),
+    /// A value has the wrong shape for its function.
+    #[error("bad value for `{f}`: {detail}")]
+    BadValue {
+        /// The function.
+        f: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A completion arrived for a process with no open invocation.
+    #[error("`{kind}` completion for process {process}, which has no open invocation")]
+    CompletionWithoutInvocation {
+        /// The process.
+        process: u64,
+        /// The completion type.
+        kind: &'static str,
+    },
+    /// A process invoked while its previous operation was still open.
+    #[error(
+        "process {process} invokes while its operation invoked on line {open_line} is still open"
+    )]
+    AlreadyOpen {
+        /// The process.
+        process: u64,
+        /// Line of the open invocation.
+        open_line: u64,
+    },
+    /// A process invoked again after an indefinite (`info`) completion.
+    #[error("process {process} invokes again after its indefinite operation on line {info_line}; a client must continue under a new process number")]
+    InvokeAfterInfo {
+        /// The process.
+        process: u64,
+        /// Line of the `info` completion.
+        info_line: u64,
+    },
+    /// A completion's f or key differs from its invocation.
+    #[error("completion {field} `{completed}` differs from the invocation's `{invoked}` (line {invoke_line})")]
+    CompletionMismatch {
+        /// `f` or `key`.
+        field: &'static str,
+        /// At invocation.
+        invoked: String,
+        /// At completion.
+        completed: String,
+        /// Line of the invocation.
+        invoke_line: u64,
+    },
+}
+
+/// An error in a history, with its line number (1-based).
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[error("line {line}: {kind}")]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong.
+    pub kind: LineErrorKind,
+}
+
+/// Reading a history failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the file is malformed.
+    #[error("{path}:{error}")]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// The line and what is wrong with it.
+        #[source]
+        error: LineError,
+    },
+    /// The format could not be recognised.
+    #[error("{path}: cannot tell the history format from the content; pass --format")]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl ReadError {
+    /// The line number, when the error is about one line.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            ReadError::Line { error, .. } => Some(error.line),
+            _ => None,
+        }
+    }
+}
+
+/// A history cannot be checked against the chosen model.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The model has no such operation.
+    #[error("model `{model}` does not support `{f}` (line {line})")]
+    Unsupported {
+        /// Model name.
+        model: &'static str,
+        /// Function name.
+        f: &'static str,
+        /// Line of the invocation.
+        line: u64,
+    },
+    /// The model needs string values.
+    #[error("model `{model}` needs string values, got {value} (line {line})")]
+    BadValue {
+        /// Model name.
+        model: &'static str,
+        /// The value.
+        value: String,
+        /// Line of the invocation.
+        line: u64,
+    },
+}
+
+/// Checking could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The history could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The history does not fit the model.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}

@@ -1,0 +1,425 @@
+//! The project's JSON Lines history format (docs/history-format.md): a streaming reader with
+//! line-numbered errors, and a writer.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, BufRead, Write};
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::builder::{Builder, Completion, Invocation};
+use crate::error::{LineError, LineErrorKind};
+use crate::history::{Func, History, Outcome, Value};
+
+/// A `value` field as it appears on a line. Decoded without building a `serde_json::Value` for
+/// the common shapes (null, integer, string, a pair for cas).
+#[derive(Debug)]
+enum RawValue<'a> {
+    Null,
+    Int(i64),
+    Str(Cow<'a, str>),
+    List(Vec<RawValue<'a>>),
+    Other(serde_json::Value),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawValue<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawValue<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RawValue::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(RawValue::Null)
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(RawValue::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                i64::try_from(v)
+                    .map(RawValue::Int)
+                    .map_err(|_| E::custom("integer too large"))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(RawValue::Other(serde_json::Value::from(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(RawValue::Other(serde_json::Value::from(v)))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(RawValue::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawValue::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(RawValue::Str(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(RawValue::List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map_err(de::Error::custom)?;
+                Ok(RawValue::Other(v))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl RawValue<'_> {
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            RawValue::Null => serde_json::Value::Null,
+            RawValue::Int(i) => (*i).into(),
+            RawValue::Str(s) => serde_json::Value::from(&**s),
+            RawValue::List(l) => serde_json::Value::Array(l.iter().map(|v| v.to_json()).collect()),
+            RawValue::Other(v) => v.clone(),
+        }
+    }
+
+    fn scalar(&self, f: &'static str) -> Result<Value, LineErrorKind> {
+        match self {
+            RawValue::Null => Ok(Value::Nil),
+            RawValue::Int(i) => Ok(Value::Int(*i)),
+            RawValue::Str(s) => Ok(Value::Str((**s).into())),
+            other => Err(LineErrorKind::BadValue {
+                f,
+                detail: format!(
+                    "expected a string, an integer or null, got {}",
+                    other.to_json()
+                ),
+            }),
+        }
+    }
+}
+
+/// The `process` field: a client number or a name (`"nemesis"`).
+#[derive(Debug)]
+enum RawProcess<'a> {
+    Client(u64),
+    /// A named actor (`"nemesis"`); the name is not needed.
+    Named(std::marker::PhantomData<&'a ()>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawProcess<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawProcess<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a process number or \"nemesis\"")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(RawProcess::Client(v))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(RawProcess::Named(std::marker::PhantomData))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(default)]
+    #[allow(dead_code)]
+    index: Option<u64>,
+    time: Option<u64>,
+    #[serde(borrow)]
+    process: Option<RawProcess<'a>>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    f: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    value: Option<RawValue<'a>>,
+    #[serde(borrow)]
+    error: Option<Cow<'a, str>>,
+}
+
+/// Reads a JSONL history from any reader, one line at a time (the whole file is never held in
+/// memory). A trailing partial line (a crash mid-write) is an error like any other malformed line.
+pub fn read_jsonl<R: BufRead>(mut reader: R) -> Result<History, ReadLineError> {
+    let mut builder = Builder::new();
+    let mut buf = String::new();
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_line(&mut buf)
+            .map_err(|e| ReadLineError::Io(line_no + 1, e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = buf.trim();
+        if line.is_empty() {
+            continue;
+        }
+        parse_line(&mut builder, line_no, line).map_err(ReadLineError::Line)?;
+    }
+    Ok(builder.finish())
+}
+
+/// An I/O error (at a line) or a malformed line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadLineError {
+    /// Reading failed.
+    #[error("line {0}: {1}")]
+    Io(u64, #[source] io::Error),
+    /// A line is malformed.
+    #[error(transparent)]
+    Line(#[from] LineError),
+}
+
+fn parse_line(b: &mut Builder, line: u64, text: &str) -> Result<(), LineError> {
+    let err = |kind| LineError { line, kind };
+    let ev: RawEvent = serde_json::from_str(text).map_err(|e| {
+        err(LineErrorKind::Malformed {
+            format: "JSON",
+            detail: e.to_string(),
+        })
+    })?;
+    let kind = ev.kind.ok_or(err(LineErrorKind::MissingField("type")))?;
+    let process = ev
+        .process
+        .ok_or(err(LineErrorKind::MissingField("process")))?;
+    let f_name = ev.f.ok_or(err(LineErrorKind::MissingField("f")))?;
+    let time = Some(ev.time.ok_or(err(LineErrorKind::MissingField("time")))?);
+    let process = match process {
+        RawProcess::Client(p) => p,
+        RawProcess::Named(_) => {
+            let value = ev.value.map(|v| v.to_json()).unwrap_or_default();
+            b.nemesis(time, &f_name, &kind, value);
+            return Ok(());
+        }
+    };
+    let f = Func::parse(&f_name)
+        .ok_or_else(|| err(LineErrorKind::UnknownFunction(f_name.to_string())))?;
+    let value = ev.value.unwrap_or(RawValue::Null);
+    match &*kind {
+        "invoke" => {
+            let key = ev.key.ok_or(err(LineErrorKind::MissingField("key")))?;
+            let (arg, arg2) = invocation_args(f, &value).map_err(err)?;
+            b.invoke(Invocation {
+                line,
+                time,
+                process,
+                f,
+                key: &key,
+                arg,
+                arg2,
+            })
+        }
+        "ok" | "fail" | "info" => {
+            let outcome = match &*kind {
+                "ok" => Outcome::Ok,
+                "fail" => Outcome::Fail,
+                _ => Outcome::Info,
+            };
+            let output = if f == Func::Read && outcome == Outcome::Ok {
+                value.scalar("read").map_err(err)?
+            } else {
+                Value::Nil
+            };
+            b.complete(Completion {
+                line,
+                time,
+                process,
+                outcome,
+                f: Some(f),
+                key: ev.key.as_deref(),
+                output,
+                error: ev.error.as_deref(),
+            })
+        }
+        other => Err(err(LineErrorKind::UnknownType(other.to_string()))),
+    }
+}
+
+fn invocation_args(f: Func, value: &RawValue<'_>) -> Result<(Value, Value), LineErrorKind> {
+    Ok(match f {
+        Func::Read => (Value::Nil, Value::Nil),
+        Func::Write | Func::Append => (value.scalar(f.name())?, Value::Nil),
+        Func::Cas => match value {
+            RawValue::List(l) if l.len() == 2 => (l[0].scalar("cas")?, l[1].scalar("cas")?),
+            other => {
+                return Err(LineErrorKind::BadValue {
+                    f: "cas",
+                    detail: format!("expected [from, to], got {}", other.to_json()),
+                })
+            }
+        },
+    })
+}
+
+/// Who ran an event: a client process or the nemesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Process {
+    /// A client process number.
+    Client(u64),
+    /// A named actor, `"nemesis"`.
+    Named(String),
+}
+
+/// The type of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// An invocation.
+    Invoke,
+    /// Success.
+    Ok,
+    /// Definite failure.
+    Fail,
+    /// Indefinite outcome, or a nemesis event.
+    Info,
+}
+
+/// One line of the history format, for writing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    /// Sequence number from 0.
+    pub index: u64,
+    /// ns since the run started (monotonic).
+    pub time: u64,
+    /// Who.
+    pub process: Process,
+    /// What kind of event.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The function.
+    pub f: String,
+    /// The key (absent for nemesis events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The value: written value, `[from, to]` for cas, the value read, nemesis details.
+    pub value: serde_json::Value,
+    /// Error text of a fail/info completion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Writes events one line each, flushing nothing by itself (wrap a `LineWriter` or call
+/// [`JsonlWriter::flush`] to bound what a crash can lose).
+pub struct JsonlWriter<W: Write> {
+    out: W,
+    next_index: u64,
+}
+
+impl<W: Write> JsonlWriter<W> {
+    /// A writer starting at index 0.
+    pub fn new(out: W) -> Self {
+        Self { out, next_index: 0 }
+    }
+
+    /// Writes one event; its `index` is replaced by the next sequence number.
+    pub fn write(&mut self, event: &Event) -> io::Result<()> {
+        let mut ev = event.clone();
+        ev.index = self.next_index;
+        self.next_index += 1;
+        serde_json::to_writer(&mut self.out, &ev)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Flushes the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// Converts a history back to events, in input order (invocations, completions and nemesis
+/// events interleaved by position).
+pub fn history_events(h: &History) -> Vec<Event> {
+    let mut evs: Vec<(u64, Event)> = Vec::with_capacity(h.ops.len() * 2 + h.nemesis.len());
+    for op in &h.ops {
+        let key = Some(h.key_name(op.key).to_string());
+        let input = match op.f {
+            Func::Read => serde_json::Value::Null,
+            Func::Cas => serde_json::json!([op.arg.to_json(), op.arg2.to_json()]),
+            _ => op.arg.to_json(),
+        };
+        evs.push((
+            op.call_pos,
+            Event {
+                index: 0,
+                time: op.call_time,
+                process: Process::Client(op.process),
+                kind: EventType::Invoke,
+                f: op.f.name().to_string(),
+                key: key.clone(),
+                value: input.clone(),
+                error: None,
+            },
+        ));
+        let kind = match op.outcome {
+            Outcome::Ok => EventType::Ok,
+            Outcome::Fail | Outcome::Refused => EventType::Fail,
+            Outcome::Info => EventType::Info,
+            Outcome::Pending => continue,
+        };
+        let value = if op.f == Func::Read && op.outcome == Outcome::Ok {
+            op.output.to_json()
+        } else {
+            input
+        };
+        let pos = op.end_pos.unwrap_or(u64::MAX);
+        evs.push((
+            pos,
+            Event {
+                index: 0,
+                time: op.ret_time.unwrap_or(op.call_time),
+                process: Process::Client(op.process),
+                kind,
+                f: op.f.name().to_string(),
+                key,
+                value,
+                error: op.error.as_deref().map(str::to_string),
+            },
+        ));
+    }
+    for n in &h.nemesis {
+        evs.push((
+            n.pos,
+            Event {
+                index: 0,
+                time: n.time,
+                process: Process::Named("nemesis".into()),
+                kind: EventType::Info,
+                f: n.f.clone(),
+                key: None,
+                value: n.value.clone(),
+                error: None,
+            },
+        ));
+    }
+    evs.sort_by_key(|(p, _)| *p);
+    evs.into_iter()
+        .enumerate()
+        .map(|(i, (_, mut e))| {
+            e.index = i as u64;
+            e
+        })
+        .collect()
+}

@@ -1,0 +1,564 @@
+//! The launcher: starts node processes, stops, pauses, resumes and restarts them, and makes sure
+//! none outlives the harness.
+//!
+//! Every node runs in its own process group with its own data directory and log file. A node
+//! dies with the harness in every case we can see:
+//! - normal exit and panics in the main thread: [`Cluster`]'s `Drop` kills and reaps every node;
+//! - Ctrl-C, SIGTERM, SIGHUP and panics in any thread: [`kill_all`] (called by the signal
+//!   handler and the panic hook) SIGCONTs and SIGKILLs every registered process group;
+//! - SIGKILL of the harness: the kernel sends the node SIGKILL (`PR_SET_PDEATHSIG`).
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that spawned the child exits, so nodes must be
+//! spawned from a thread that lives as long as the run: the harness spawns them from its main
+//! thread only.
+
+use super::client;
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Registry {
+    /// Once set, no node may be started any more.
+    shutting_down: bool,
+    /// Process groups (= pids of the node processes) that may be alive.
+    groups: BTreeSet<i32>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    shutting_down: false,
+    groups: BTreeSet::new(),
+});
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    match REGISTRY.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Kills every node process group still registered and forbids new starts. Safe to call from the
+/// signal-handler thread and the panic hook; the owner of each `Child` still reaps it.
+pub fn kill_all() {
+    let mut reg = registry();
+    reg.shutting_down = true;
+    for &g in &reg.groups {
+        let _ = killpg(Pid::from_raw(g), Signal::SIGCONT);
+        let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+    }
+}
+
+/// Whether [`kill_all`] has been called.
+pub fn shutting_down() -> bool {
+    registry().shutting_down
+}
+
+/// Reserves `n` distinct free TCP ports on 127.0.0.1 for the nodes' listeners.
+///
+/// A killed node is restarted on the same ports, so its ports must stay free while it is down.
+/// Ports the OS hands out for `bind(:0)` and for outgoing connections come from the ephemeral
+/// range (`/proc/sys/net/ipv4/ip_local_port_range`), where any outgoing connection could take a
+/// down node's port. So ports are drawn at random *below* that range, each checked by binding it
+/// (all held together, then released); if there is no room below the range, `bind(:0)` it is.
+/// Another process may still grab a port before the node binds it: the caller retries on that.
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    const LOWEST: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .unwrap_or(32_768);
+    let mut listeners = Vec::with_capacity(n);
+    if ephemeral_start > LOWEST + 1_000 {
+        let mut tries = 0;
+        while listeners.len() < n && tries < 50 * n {
+            tries += 1;
+            let port = rand::random_range(LOWEST..ephemeral_start);
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                listeners.push(l);
+            }
+        }
+    }
+    while listeners.len() < n {
+        listeners.push(TcpListener::bind("127.0.0.1:0")?);
+    }
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
+
+/// One node's fixed parameters (they stay the same across restarts).
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub id: String,
+    /// Client address (the harness's clients connect here).
+    pub client: SocketAddr,
+    /// Where the node listens for its peers.
+    pub peer_listen: SocketAddr,
+    /// Peer id and the address this node must dial to reach it (a proxy listener).
+    pub peers: Vec<(String, SocketAddr)>,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Process state of one node, as the harness left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    Running,
+    Paused,
+    /// Killed by the nemesis, or exited on its own.
+    Down,
+}
+
+struct Node {
+    spec: NodeSpec,
+    child: Option<Child>,
+    paused: bool,
+    starts: u32,
+    /// Exit statuses of runs that ended without the harness killing them.
+    crashes: Vec<String>,
+}
+
+/// A cluster of node processes.
+pub struct Cluster {
+    bin: PathBuf,
+    cluster_id: String,
+    extra_args: Vec<String>,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    pub fn new(
+        bin: PathBuf,
+        cluster_id: String,
+        extra_args: Vec<String>,
+        specs: Vec<NodeSpec>,
+    ) -> Cluster {
+        let nodes = specs
+            .into_iter()
+            .map(|spec| Node {
+                spec,
+                child: None,
+                paused: false,
+                starts: 0,
+                crashes: Vec::new(),
+            })
+            .collect();
+        Cluster {
+            bin,
+            cluster_id,
+            extra_args,
+            nodes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn spec(&self, i: usize) -> &NodeSpec {
+        &self.nodes[i].spec
+    }
+
+    pub fn id(&self, i: usize) -> &str {
+        &self.nodes[i].spec.id
+    }
+
+    pub fn client_addrs(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(|n| n.spec.client).collect()
+    }
+
+    pub fn state(&self, i: usize) -> NodeState {
+        let n = &self.nodes[i];
+        match (&n.child, n.paused) {
+            (None, _) => NodeState::Down,
+            (Some(_), true) => NodeState::Paused,
+            (Some(_), false) => NodeState::Running,
+        }
+    }
+
+    /// The full command line of node `i`.
+    pub fn command_line(&self, i: usize) -> Vec<String> {
+        let s = &self.nodes[i].spec;
+        let mut v = vec![
+            self.bin.display().to_string(),
+            "--id".into(),
+            s.id.clone(),
+            "--cluster-id".into(),
+            self.cluster_id.clone(),
+            "--client".into(),
+            s.client.to_string(),
+            "--peer-listen".into(),
+            s.peer_listen.to_string(),
+        ];
+        for (id, addr) in &s.peers {
+            v.push("--peer".into());
+            v.push(format!("{id}={addr}"));
+        }
+        v.push("--data-dir".into());
+        v.push(s.data_dir.display().to_string());
+        v.extend(self.extra_args.iter().cloned());
+        v
+    }
+
+    /// Starts node `i` (which must be down). Does not wait for it to answer.
+    pub fn spawn(&mut self, i: usize, why: &str) -> Result<()> {
+        if self.nodes[i].child.is_some() {
+            bail!("node {} is already running", self.id(i));
+        }
+        let argv = self.command_line(i);
+        let node = &mut self.nodes[i];
+        std::fs::create_dir_all(&node.spec.data_dir)
+            .with_context(|| format!("creating {}", node.spec.data_dir.display()))?;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.spec.log)
+            .with_context(|| format!("opening {}", node.spec.log.display()))?;
+        node.starts += 1;
+        writeln!(
+            log,
+            "==== harness: start #{} of {} ({why}): {}",
+            node.starts,
+            node.spec.id,
+            argv.join(" ")
+        )
+        .with_context(|| format!("writing {}", node.spec.log.display()))?;
+        let err_log = log
+            .try_clone()
+            .with_context(|| format!("opening {}", node.spec.log.display()))?;
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .process_group(0);
+        let parent = nix::unistd::getpid();
+        // SAFETY: the closure runs between fork and exec and only makes two async-signal-safe
+        // system calls (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                // The harness may have died between fork and prctl: then nobody would kill us.
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::other("the harness exited"));
+                }
+                Ok(())
+            });
+        }
+        // Spawn under the registry lock, so that a concurrent kill_all either forbids this start
+        // or sees (and kills) the new process.
+        let mut reg = registry();
+        if reg.shutting_down {
+            bail!("shutting down: not starting {}", node.spec.id);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting node {} with {}", node.spec.id, argv[0]))?;
+        reg.groups.insert(child.id() as i32);
+        drop(reg);
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// Waits until node `i` answers `status`, or fails if it exits or `timeout` passes.
+    pub fn wait_ready(&mut self, i: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let addr = self.nodes[i].spec.client;
+        loop {
+            if let Some(status) = self.try_wait(i) {
+                bail!(
+                    "node {} exited during startup ({status}); last lines of {}:\n{}",
+                    self.id(i),
+                    self.nodes[i].spec.log.display(),
+                    log_tail(&self.nodes[i].spec.log, 15)
+                );
+            }
+            if self.nodes[i].child.is_none() {
+                bail!("node {} is not running", self.id(i));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "node {} did not answer `status` on {addr} within {:?}; last lines of {}:\n{}",
+                    self.id(i),
+                    timeout,
+                    self.nodes[i].spec.log.display(),
+                    log_tail(&self.nodes[i].spec.log, 15)
+                );
+            }
+            if client::status(addr, left.min(Duration::from_millis(500))).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(30).min(left));
+        }
+    }
+
+    /// Reaps node `i` if it exited on its own; returns how it exited (`None` also when it was
+    /// killed by [`kill_all`]).
+    pub fn try_wait(&mut self, i: usize) -> Option<String> {
+        let node = &mut self.nodes[i];
+        let status = node
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())?;
+        forget(node, status);
+        if shutting_down() {
+            // Killed by `kill_all`, not a crash.
+            return None;
+        }
+        let s = describe(status);
+        node.crashes.push(s.clone());
+        Some(s)
+    }
+
+    /// Nodes that exited on their own since the last call (reaped), with their exit status.
+    pub fn reap_exited(&mut self) -> Vec<(usize, String)> {
+        (0..self.nodes.len())
+            .filter_map(|i| self.try_wait(i).map(|s| (i, s)))
+            .collect()
+    }
+
+    /// Total number of unexpected exits seen.
+    pub fn crash_count(&self) -> usize {
+        self.nodes.iter().map(|n| n.crashes.len()).sum()
+    }
+
+    /// SIGKILLs node `i` (after SIGCONT if paused) and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        if let Some(mut child) = node.child.take() {
+            let g = Pid::from_raw(child.id() as i32);
+            let _ = killpg(g, Signal::SIGCONT);
+            let _ = killpg(g, Signal::SIGKILL);
+            let _ = child.kill();
+            if let Ok(status) = child.wait() {
+                forget_pid(child.id(), status);
+            }
+        }
+        node.paused = false;
+    }
+
+    /// SIGSTOPs node `i`'s process group.
+    pub fn pause(&mut self, i: usize) -> bool {
+        let node = &mut self.nodes[i];
+        match &node.child {
+            Some(c) if !node.paused => {
+                node.paused = killpg(Pid::from_raw(c.id() as i32), Signal::SIGSTOP).is_ok();
+                node.paused
+            }
+            _ => false,
+        }
+    }
+
+    /// SIGCONTs node `i`'s process group.
+    pub fn resume(&mut self, i: usize) -> bool {
+        let node = &mut self.nodes[i];
+        match &node.child {
+            Some(c) if node.paused => {
+                let ok = killpg(Pid::from_raw(c.id() as i32), Signal::SIGCONT).is_ok();
+                node.paused = !ok;
+                ok
+            }
+            _ => false,
+        }
+    }
+
+    /// Kills and reaps every node.
+    pub fn shutdown(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+
+    /// Number of starts of each node (1 + restarts).
+    pub fn starts(&self) -> Vec<u32> {
+        self.nodes.iter().map(|n| n.starts).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn forget(node: &mut Node, status: ExitStatus) {
+    if let Some(c) = node.child.take() {
+        forget_pid(c.id(), status);
+    }
+    node.paused = false;
+}
+
+fn forget_pid(pid: u32, _status: ExitStatus) {
+    registry().groups.remove(&(pid as i32));
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!(
+            "killed by {}",
+            Signal::try_from(s)
+                .map(|s| s.as_str())
+                .unwrap_or("a signal")
+        ),
+        _ => status.to_string(),
+    }
+}
+
+/// The last `n` lines of a log file (at most its last 8 KiB), for error messages.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut f = File::open(path)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(8192)))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    match read() {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(n);
+            lines[start..]
+                .iter()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        Err(e) => format!("    (cannot read: {e})"),
+    }
+}
+
+/// The default node binary: `raftkv` next to the harness executable.
+pub fn default_node_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("raftkv")))
+        .unwrap_or_else(|| PathBuf::from("raftkv"))
+}
+
+/// Asks the node binary for `--version` (2 s at most); `None` if it has no answer.
+pub fn node_version(bin: &Path) -> Option<String> {
+    let mut child = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let mut out = String::new();
+    child.stdout.take()?.read_to_string(&mut out).ok()?;
+    let v = out.trim().to_string();
+    (!v.is_empty()).then_some(v)
+}
+
+/// Checks that `bin` exists and is executable, with a message that says what to do otherwise.
+pub fn check_node_bin(bin: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(bin).map_err(|e| {
+        anyhow!(
+            "node binary {} not found ({e}); build it (`cargo build --release`) or pass --node-bin",
+            bin.display()
+        )
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        bail!("node binary {} is not an executable file", bin.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn proc_state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    #[test]
+    fn pause_resume_kill_restart_and_drop() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("harness-launcher-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let bin = dir.join("node.sh");
+        std::fs::write(&bin, "#!/bin/sh\necho \"node $2 up\"\nexec sleep 30\n")?;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+        let addr: SocketAddr = "127.0.0.1:1".parse()?;
+        let specs = (1..=2)
+            .map(|i| NodeSpec {
+                id: format!("n{i}"),
+                client: addr,
+                peer_listen: addr,
+                peers: vec![],
+                data_dir: dir.join(format!("n{i}")),
+                log: dir.join(format!("n{i}.log")),
+            })
+            .collect();
+        let mut c = Cluster::new(bin, "t".into(), vec![], specs);
+        c.spawn(0, "test")?;
+        c.spawn(1, "test")?;
+        assert!(c.spawn(1, "test").is_err(), "already running");
+        let pid = |c: &Cluster, i: usize| c.nodes[i].child.as_ref().map(Child::id).unwrap_or(0);
+        let (p0, p1) = (pid(&c, 0), pid(&c, 1));
+        assert!(c.pause(0));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(proc_state(p0), Some('T'));
+        assert_eq!(c.state(0), NodeState::Paused);
+        assert!(c.resume(0));
+        c.kill(1);
+        assert_eq!(c.state(1), NodeState::Down);
+        assert_eq!(proc_state(p1), None, "killed and reaped");
+        c.spawn(1, "restart")?;
+        assert_eq!(c.starts(), vec![1, 2]);
+        let p1 = pid(&c, 1);
+        assert!(c.pause(1), "a paused node is killed on drop too");
+        drop(c);
+        assert_eq!(proc_state(p0), None);
+        assert_eq!(proc_state(p1), None);
+        let log = std::fs::read_to_string(dir.join("n2.log"))?;
+        assert!(log.contains("start #2 of n2 (restart)"), "{log}");
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn free_ports_are_distinct() -> std::io::Result<()> {
+        let mut p = free_ports(20)?;
+        p.sort_unstable();
+        p.dedup();
+        assert_eq!(p.len(), 20);
+        Ok(())
+    }
+}

@@ -1,0 +1,501 @@
+//! `harness run`: start a cluster, run clients against it under a seeded fault schedule, record
+//! the history, check it, and leave everything in a run directory.
+//!
+//! The phases, in order (see DESIGN.md, "The harness"):
+//! 1. validate options (usage errors exit 254); create the run directory, point `latest` at it;
+//! 2. start the nodes behind the proxy and wait until each answers `status` (255 if they do not);
+//! 3. run the workers for `--time-limit` while the main thread carries out the fault schedule
+//!    (the main thread also starts every node: see the launcher on `PR_SET_PDEATHSIG`);
+//! 4. stop the workers, heal everything, restart and resume every node, wait for them, keep a
+//!    quiet `--recovery` period, then read every key with a fresh client: if a key cannot be
+//!    read within `--final-timeout` the cluster did not recover and the run fails (255, unless
+//!    the history is already not linearizable: 1);
+//! 5. close the history, check it, write result.json (and report.html on a violation), add the
+//!    outcome to run.json, print a summary; exit 0 / 1 / 2 from the verdict.
+//!
+//! Ctrl-C (or SIGTERM, SIGHUP): the nodes are killed at once, the history is closed where it is
+//! (operations in flight stay open, i.e. indefinite), checked, and the run exits 1 if that
+//! already shows a violation, 255 otherwise. A second Ctrl-C exits 255 immediately.
+
+pub mod args;
+mod checker;
+mod client;
+mod duration;
+mod launcher;
+mod nemesis;
+mod network;
+mod progress;
+mod proxylog;
+mod recorder;
+mod rundir;
+mod schedule;
+mod workload;
+
+use anyhow::{bail, Context, Result};
+use args::RunConfig;
+use launcher::{Cluster, NodeSpec};
+use nemesis::{Active, Nemesis};
+use network::Network;
+use progress::{say, Progress, Ticker};
+use recorder::Recorder;
+use rundir::RunDir;
+use schedule::Step;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use workload::{Stats, WorkloadConfig};
+
+pub use args::RunArgs;
+
+/// Printed after `harness run --help`.
+pub const AFTER_HELP: &str = "\
+Run directory: <out>/<UTC time>-seed<seed>/ with run.json (options, seed, versions, node
+commands, fault schedule, outcome), history.jsonl, nodes/<id>.log, proxy.log, result.json and,
+on a violation, report.html; <out>/latest points at the newest run.
+
+Exit codes: 0 linearizable, 1 not linearizable, 2 unknown (a checker limit was reached),
+254 usage error, 255 the run failed (a node would not start, the cluster did not recover for
+the final reads, or the run was interrupted without a violation found so far).";
+
+/// Set by Ctrl-C / SIGTERM and by a panic in any thread: wind the run down now.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Entry point of `harness run`.
+pub fn run(args: RunArgs) -> ExitCode {
+    let cfg = match args.validate(launcher::default_node_bin, rand::random) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("harness run: {e}");
+            return ExitCode::from(254);
+        }
+    };
+    install_handlers();
+    match execute(&cfg) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            say(&format!("harness run: run failed: {e:#}"));
+            ExitCode::from(255)
+        }
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP kill the nodes and interrupt the run; a panic in any thread does
+/// the same before the usual panic message.
+fn install_handlers() {
+    let handler = || {
+        let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
+        launcher::kill_all();
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        if n == 1 {
+            say(
+                "harness run: interrupted: nodes killed; closing and checking the history \
+                 (interrupt again to exit at once)",
+            );
+        } else {
+            say("harness run: interrupted twice: exiting");
+            std::process::exit(255);
+        }
+    };
+    if let Err(e) = ctrlc::set_handler(handler) {
+        say(&format!(
+            "harness run: warning: cannot install the signal handler: {e}"
+        ));
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        launcher::kill_all();
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        default_hook(info);
+    }));
+}
+
+/// Sleeps up to `d`, returning early on interrupt.
+fn nap(d: Duration) {
+    let end = Instant::now() + d;
+    while !interrupted() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
+    }
+}
+
+fn node_ids(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+
+/// Starts the proxy and the nodes, and waits until every node answers `status`. Ports come from
+/// the OS; if a node exits during startup (a port taken meanwhile, say), the whole start is
+/// retried with fresh ports and empty data directories, three times at most.
+fn start_cluster(cfg: &RunConfig, dir: &RunDir) -> Result<(Cluster, Network)> {
+    let ids = node_ids(cfg.nodes);
+    let n = cfg.nodes;
+    for attempt in 1..=3 {
+        if launcher::shutting_down() {
+            bail!("interrupted while starting the cluster");
+        }
+        let ports = launcher::free_ports(2 * n).context("reserving ports")?;
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let peer_listen: Vec<SocketAddr> = ports[n..].iter().map(|&p| addr(p)).collect();
+        let net = Network::start(&ids, &peer_listen, cfg.heal, cfg.seed)?;
+        let mut specs = Vec::with_capacity(n);
+        for (i, id) in ids.iter().enumerate() {
+            let data_dir = dir.path.join("nodes").join(id);
+            let log = dir.path.join("nodes").join(format!("{id}.log"));
+            if attempt > 1 {
+                let _ = std::fs::remove_dir_all(&data_dir);
+                let _ = std::fs::remove_file(&log);
+            }
+            let peers = (0..n)
+                .filter(|&j| j != i)
+                .filter_map(|j| net.peer_addr(i, j).map(|a| (ids[j].clone(), a)))
+                .collect();
+            specs.push(NodeSpec {
+                id: id.clone(),
+                client: addr(ports[i]),
+                peer_listen: peer_listen[i],
+                peers,
+                data_dir,
+                log,
+            });
+        }
+        let mut cluster = Cluster::new(
+            cfg.node_bin.clone(),
+            dir.name.clone(),
+            cfg.node_args.clone(),
+            specs,
+        );
+        let started = (|| -> Result<()> {
+            for i in 0..n {
+                cluster.spawn(i, "initial start")?;
+            }
+            let deadline = Instant::now() + cfg.start_timeout;
+            for i in 0..n {
+                let left = deadline.saturating_duration_since(Instant::now());
+                cluster.wait_ready(i, left.max(Duration::from_millis(100)))?;
+            }
+            Ok(())
+        })();
+        match started {
+            Ok(()) => return Ok((cluster, net)),
+            Err(e) => {
+                let exited = cluster.crash_count() > 0;
+                cluster.shutdown();
+                if launcher::shutting_down() {
+                    bail!("interrupted while starting the cluster");
+                }
+                if exited && attempt < 3 {
+                    say(&format!(
+                        "harness run: start attempt {attempt} failed, retrying with new ports: {e:#}"
+                    ));
+                    continue;
+                }
+                return Err(e.context("starting the cluster"));
+            }
+        }
+    }
+    bail!("the cluster did not start")
+}
+
+/// The whole run; returns the exit code.
+fn execute(cfg: &RunConfig) -> Result<u8> {
+    launcher::check_node_bin(&cfg.node_bin)?;
+    let wall_start = SystemTime::now();
+    let dir = RunDir::create(&cfg.out, cfg.seed, wall_start)?;
+    dir.mark_latest()?;
+    say(&format!(
+        "harness run: seed {} ({} nodes, {} clients, {} keys, {}, nemesis {}): {}",
+        cfg.seed,
+        cfg.nodes,
+        cfg.clients,
+        cfg.keys,
+        duration::format(cfg.time_limit),
+        if cfg.nemesis.is_empty() {
+            "none".to_string()
+        } else {
+            cfg.nemesis
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+        dir.path.display()
+    ));
+    let steps = schedule::generate(
+        cfg.seed,
+        cfg.nodes,
+        &cfg.nemesis,
+        cfg.nemesis_interval,
+        cfg.time_limit,
+    );
+    let node_version = launcher::node_version(&cfg.node_bin);
+    let mut run_json = json!({
+        "harness": {"version": env!("CARGO_PKG_VERSION")},
+        "node": {"bin": cfg.node_bin.display().to_string(), "version": node_version},
+        "started": rundir::utc_rfc3339(wall_start),
+        "run_dir": dir.name,
+        "seed": cfg.seed,
+        "replay": args::replay_command(cfg),
+        "options": serde_json::to_value(cfg).context("encoding the options")?,
+        "clients_connect": "directly to the nodes' client ports (not through the proxy)",
+        "schedule": serde_json::to_value(&steps).context("encoding the schedule")?,
+    });
+    let write_run_json = |v: &Value| dir.write_json("run.json", v);
+    write_run_json(&run_json)?;
+
+    // The proxy log's clock starts here; the history's when the workers start.
+    proxylog::install(&dir.file("proxy.log"), Instant::now())
+        .with_context(|| format!("creating {}", dir.file("proxy.log").display()))?;
+    let (mut cluster, net) = start_cluster(cfg, &dir)?;
+    run_json["nodes"] = json!((0..cluster.len())
+        .map(|i| {
+            let s = cluster.spec(i);
+            json!({
+                "id": s.id,
+                "client": s.client.to_string(),
+                "peer_listen": s.peer_listen.to_string(),
+                "peers": s.peers.iter().map(|(id, a)| (id.clone(), a.to_string()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+                "data_dir": s.data_dir.display().to_string(),
+                "log": s.log.display().to_string(),
+                "command": cluster.command_line(i),
+            })
+        })
+        .collect::<Vec<_>>());
+    write_run_json(&run_json)?;
+
+    // Time zero of the history.
+    let start = Instant::now();
+    log::info!(target: "proxy::harness", "history time zero (history.jsonl `time` 0)");
+    let history_path = dir.file("history.jsonl");
+    let (rec, writer) = Recorder::create(&history_path, start)
+        .with_context(|| format!("creating {}", history_path.display()))?;
+    let mut recorded = run_workload(cfg, &mut cluster, &net, &steps, &rec, start)?;
+    cluster.shutdown();
+    let net_stats = net.stats_json();
+    drop(net);
+    if interrupted() {
+        recorded.failure.get_or_insert("interrupted".into());
+    }
+    let events = writer
+        .finish()
+        .with_context(|| format!("writing {}", history_path.display()))?;
+
+    say("harness run: checking the history...");
+    let check_start = Instant::now();
+    let checked = checker::check(&history_path, cfg.check_timeout);
+    let check_time = check_start.elapsed();
+    dir.write_json("result.json", &checked.result)?;
+    if let Some(html) = &checked.html {
+        dir.write("report.html", html.as_bytes())?;
+    }
+
+    let code = match (&recorded.failure, checked.verdict) {
+        (_, checker::Verdict::NotLinearizable) => 1,
+        (Some(_), _) => 255,
+        (None, v) => v.exit_code(),
+    };
+    let r = &recorded;
+    let (ok, fail, info) = r.ops;
+    let total = ok + fail + info;
+    let per_second = total as f64 / r.run_time.as_secs_f64().max(1e-9);
+    run_json["outcome"] = json!({
+        "exit_code": code,
+        "verdict": checked.verdict.name(),
+        "failure": r.failure,
+        "interrupted": interrupted(),
+        "recovered": r.final_values.is_some(),
+        "not_ready_after_recovery": r.not_ready,
+        "final_reads": r.final_values.as_ref()
+            .map(|v| v.iter().cloned().collect::<serde_json::Map<_, _>>()),
+        "ops": {"total": total, "ok": ok, "fail": fail, "info": info,
+                "per_second": per_second.round()},
+        "events": events,
+        "run_seconds": r.run_time.as_secs_f64(),
+        "check_seconds": check_time.as_secs_f64(),
+        "faults": r.counts,
+        "node_crashes": r.crashes,
+        "node_starts": r.starts,
+        "proxy": net_stats,
+    });
+    write_run_json(&run_json)?;
+
+    // The summary goes to stdout; a closed stdout (`| head`) is not an error.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "ops: {total} in {:.1}s ({per_second:.0}/s): {ok} ok, {fail} fail, {info} info",
+        r.run_time.as_secs_f64()
+    );
+    let _ = writeln!(out, "faults: {}", nemesis::counts_line(&r.counts));
+    if r.crashes > 0 {
+        let _ = writeln!(out, "node crashes: {} (see nodes/*.log)", r.crashes);
+    }
+    let _ = writeln!(out, "verdict: {}", checked.summary);
+    if let Some(f) = &r.failure {
+        let _ = writeln!(out, "run failed: {f}");
+    }
+    let _ = writeln!(out, "run directory: {}", dir.path.display());
+    if checked.html.is_some() {
+        let _ = writeln!(out, "report: {}", dir.file("report.html").display());
+    }
+    let _ = writeln!(out, "replay: {}", args::replay_command(cfg));
+    Ok(code)
+}
+
+/// What the workload phase leaves for the report.
+struct Recorded {
+    run_time: Duration,
+    /// ok, fail, info.
+    ops: (u64, u64, u64),
+    /// Faults started, by kind (and `partition:<shape>`).
+    counts: BTreeMap<String, u64>,
+    crashes: usize,
+    starts: Vec<u32>,
+    /// Nodes that did not answer `status` after the final recovery.
+    not_ready: Vec<String>,
+    /// The final read of every key, if they all succeeded.
+    final_values: Option<Vec<(String, Value)>>,
+    /// Why the run failed, if it did (apart from the verdict).
+    failure: Option<String>,
+}
+
+/// Phases 3 and 4: workers and faults for the time limit, then recovery and the final reads.
+fn run_workload(
+    cfg: &RunConfig,
+    cluster: &mut Cluster,
+    net: &Network,
+    steps: &[Step],
+    rec: &Recorder,
+    start: Instant,
+) -> Result<Recorded> {
+    let stats = Arc::new(Stats::default());
+    let progress = Arc::new(Progress::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let wcfg = WorkloadConfig {
+        clients: cfg.clients,
+        keys: cfg.keys,
+        op_timeout: cfg.op_timeout,
+        rate: cfg.rate,
+        seed: cfg.seed,
+        nodes: cluster.client_addrs(),
+    };
+    let workers = workload::spawn_workers(&wcfg, rec, &stats, &stop)
+        .context("starting the client workers")?;
+    let ticker = Ticker::start(Arc::clone(&progress), Arc::clone(&stats), start);
+    progress.set_phase("running");
+    let mut nem = Nemesis {
+        cluster,
+        net,
+        rec,
+        progress: &progress,
+        counts: Default::default(),
+    };
+    let active = drive_faults(&mut nem, steps, start, cfg.time_limit);
+    let run_time = start.elapsed();
+    stop.store(true, Ordering::SeqCst);
+
+    // Recovery: heal everything while the workers finish their last operations.
+    if !interrupted() {
+        progress.set_phase("recovering");
+        if let Some(a) = active {
+            nem.stop(a);
+        }
+        nem.heal_everything();
+    }
+    let mut failure = None;
+    let mut last_process = 0;
+    for h in workers {
+        match h.join() {
+            Ok(r) => last_process = last_process.max(r.last_process),
+            Err(_) => failure = Some("a client worker panicked".to_string()),
+        }
+    }
+    let ops = stats.snapshot();
+    let mut not_ready = Vec::new();
+    let mut final_values = None;
+    if !interrupted() {
+        not_ready = wait_all_ready(nem.cluster, cfg.final_timeout);
+        progress.set_phase("quiet");
+        nap(cfg.recovery);
+        progress.set_phase("final reads");
+        let deadline = Instant::now() + cfg.final_timeout;
+        match workload::final_reads(&wcfg, rec, last_process + 1, deadline, &INTERRUPTED) {
+            Ok(v) => final_values = Some(v),
+            Err(_) if interrupted() => {}
+            Err(e) => {
+                failure.get_or_insert(format!("the cluster did not recover: {e}"));
+            }
+        }
+    }
+    nem.notice_crashes();
+    ticker.stop();
+    Ok(Recorded {
+        run_time,
+        ops,
+        counts: nem.counts.clone(),
+        crashes: nem.cluster.crash_count(),
+        starts: nem.cluster.starts(),
+        not_ready,
+        final_values,
+        failure,
+    })
+}
+
+/// Carries out the schedule until the time limit (or an interrupt); returns the fault still in
+/// force, if any.
+fn drive_faults(
+    nem: &mut Nemesis,
+    steps: &[Step],
+    start: Instant,
+    time_limit: Duration,
+) -> Option<Active> {
+    let mut pending = steps.iter().peekable();
+    let mut active: Option<(Active, Duration)> = None;
+    while start.elapsed() < time_limit && !interrupted() {
+        nem.notice_crashes();
+        let now = start.elapsed();
+        if active.as_ref().is_some_and(|(_, until)| now >= *until) {
+            if let Some((a, _)) = active.take() {
+                nem.stop(a);
+            }
+        }
+        if active.is_none() {
+            if let Some(step) = pending.next_if(|s| now >= s.at) {
+                active = nem.start(step).map(|a| (a, step.at + step.hold));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    active.map(|(a, _)| a)
+}
+
+/// Waits until every node answers `status` (`timeout` in all); returns the complaints.
+fn wait_all_ready(cluster: &mut Cluster, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut not_ready = Vec::new();
+    for i in 0..cluster.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(e) = cluster.wait_ready(i, left.max(Duration::from_millis(100))) {
+            not_ready.push(format!("{e:#}"));
+        }
+    }
+    if !not_ready.is_empty() {
+        say(&format!(
+            "harness run: after recovery: {}",
+            not_ready.join("; ")
+        ));
+    }
+    not_ready
+}

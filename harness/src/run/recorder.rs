@@ -1,0 +1,256 @@
+//! The recorder: streams the history to `history.jsonl` (the contract format of
+//! docs/history-format.md) as the run goes.
+//!
+//! Every event is stamped (index and monotonic time) under one lock and handed to a single writer
+//! thread, so `index` order and `time` order agree. A client stamps its invocation *before* it
+//! sends the request and its completion *after* the answer arrives, so recorded intervals always
+//! contain the real ones. The writer flushes whenever its queue runs empty: a crash loses at most
+//! the events still queued.
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Who did something: a client process number or the nemesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Client(u64),
+    Nemesis,
+}
+
+/// Event types of the history format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+impl EventType {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+}
+
+/// One history event, before stamping.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub process: Process,
+    pub ty: EventType,
+    pub f: String,
+    pub key: Option<String>,
+    pub value: serde_json::Value,
+    pub error: Option<String>,
+}
+
+struct Stamped {
+    index: u64,
+    time: u64,
+    event: Event,
+}
+
+impl Serialize for Stamped {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = &self.event;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("index", &self.index)?;
+        m.serialize_entry("time", &self.time)?;
+        match e.process {
+            Process::Client(p) => m.serialize_entry("process", &p)?,
+            Process::Nemesis => m.serialize_entry("process", "nemesis")?,
+        }
+        m.serialize_entry("type", e.ty.name())?;
+        m.serialize_entry("f", &e.f)?;
+        if let Some(k) = &e.key {
+            m.serialize_entry("key", k)?;
+        }
+        m.serialize_entry("value", &e.value)?;
+        if let Some(err) = &e.error {
+            m.serialize_entry("error", err)?;
+        }
+        m.end()
+    }
+}
+
+struct Inner {
+    next_index: u64,
+    tx: Option<Sender<Stamped>>,
+}
+
+/// A cloneable handle that stamps and queues events.
+#[derive(Clone)]
+pub struct Recorder {
+    start: Instant,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// The writer thread; [`Writer::finish`] closes the history and reports write errors.
+pub struct Writer {
+    handle: Option<JoinHandle<std::io::Result<u64>>>,
+    recorder: Recorder,
+}
+
+impl Recorder {
+    /// Creates `path` and starts the writer thread. `start` is time zero of the run.
+    pub fn create(path: &Path, start: Instant) -> std::io::Result<(Recorder, Writer)> {
+        let file = File::create(path)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || write_loop(file, rx))?;
+        let recorder = Recorder {
+            start,
+            inner: Arc::new(Mutex::new(Inner {
+                next_index: 0,
+                tx: Some(tx),
+            })),
+        };
+        Ok((
+            recorder.clone(),
+            Writer {
+                handle: Some(handle),
+                recorder,
+            },
+        ))
+    }
+
+    /// Stamps and queues an event; returns its time (ns since the start). Events recorded after
+    /// the history was closed are dropped.
+    pub fn record(&self, event: Event) -> u64 {
+        let mut inner = match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let time = self.start.elapsed().as_nanos() as u64;
+        let index = inner.next_index;
+        if let Some(tx) = &inner.tx {
+            if tx.send(Stamped { index, time, event }).is_ok() {
+                inner.next_index += 1;
+            }
+        }
+        time
+    }
+
+    fn close(&self) {
+        let mut inner = match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        inner.tx = None;
+    }
+}
+
+impl Writer {
+    /// Closes the history (later events are dropped), waits for the writer to flush, and returns
+    /// the number of events written.
+    pub fn finish(mut self) -> std::io::Result<u64> {
+        self.recorder.close();
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other("recorder thread panicked")),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.recorder.close();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn write_loop(file: File, rx: Receiver<Stamped>) -> std::io::Result<u64> {
+    let mut out = BufWriter::with_capacity(64 * 1024, file);
+    let mut written = 0u64;
+    while let Ok(ev) = rx.recv() {
+        write_one(&mut out, &ev)?;
+        written += 1;
+        // Drain whatever is queued, then flush: one write(2) per small batch.
+        while let Ok(ev) = rx.try_recv() {
+            write_one(&mut out, &ev)?;
+            written += 1;
+        }
+        out.flush()?;
+    }
+    out.flush()?;
+    out.get_ref().sync_all()?;
+    Ok(written)
+}
+
+fn write_one(out: &mut BufWriter<File>, ev: &Stamped) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, ev)?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn writes_contract_format_in_order() -> std::io::Result<()> {
+        let dir = std::env::temp_dir().join(format!("harness-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("history.jsonl");
+        let (rec, writer) = Recorder::create(&path, Instant::now())?;
+        rec.record(Event {
+            process: Process::Client(3),
+            ty: EventType::Invoke,
+            f: "write".into(),
+            key: Some("k1".into()),
+            value: json!("v7"),
+            error: None,
+        });
+        rec.record(Event {
+            process: Process::Nemesis,
+            ty: EventType::Info,
+            f: "partition".into(),
+            key: None,
+            value: json!({"groups": [["n1"], ["n2"]]}),
+            error: None,
+        });
+        rec.record(Event {
+            process: Process::Client(3),
+            ty: EventType::Info,
+            f: "write".into(),
+            key: Some("k1".into()),
+            value: json!("v7"),
+            error: Some("timeout".into()),
+        });
+        assert_eq!(writer.finish()?, 3);
+        let text = std::fs::read_to_string(&path)?;
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_default())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["index"], 0);
+        assert_eq!(lines[0]["process"], 3);
+        assert_eq!(lines[0]["type"], "invoke");
+        assert_eq!(lines[1]["process"], "nemesis");
+        assert!(lines[1].get("key").is_none());
+        assert_eq!(lines[2]["error"], "timeout");
+        let times: Vec<u64> = lines
+            .iter()
+            .map(|l| l["time"].as_u64().unwrap_or(0))
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+//! The run directory: `<out>/<UTC time>-seed<seed>/` with run.json, history.jsonl,
+//! nodes/<id>.log (and nodes/<id>/, the data directory), proxy.log, result.json and, on a
+//! violation, report.html; `<out>/latest` points at the newest run.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A created run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+    pub name: String,
+}
+
+impl RunDir {
+    /// Creates `<out>/<UTC time>-seed<seed>/nodes/` (with a numeric suffix if the name is taken).
+    pub fn create(out: &Path, seed: u64, now: SystemTime) -> Result<RunDir> {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("creating the output directory {}", out.display()))?;
+        let base = format!("{}-seed{seed}", utc_stamp(now));
+        for n in 1..1000 {
+            let name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let path = out.join(&name);
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    std::fs::create_dir(path.join("nodes"))
+                        .with_context(|| format!("creating {}/nodes", path.display()))?;
+                    return Ok(RunDir { path, name });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("creating {}", path.display()));
+                }
+            }
+        }
+        anyhow::bail!(
+            "cannot find a free run directory name under {}",
+            out.display()
+        )
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `name` as pretty JSON (via a temporary file and a rename: never half-written).
+    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        let text = serde_json::to_string_pretty(value).context("encoding JSON")?;
+        self.write(name, text.as_bytes())
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        let dst = self.path.join(name);
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &dst).with_context(|| format!("writing {}", dst.display()))
+    }
+
+    /// Points `<out>/latest` at this run (a relative symlink, replaced atomically).
+    pub fn mark_latest(&self) -> Result<()> {
+        let out = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = out.join(format!(".latest.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&self.name, &tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        std::fs::rename(&tmp, out.join("latest"))
+            .with_context(|| format!("updating {}/latest", out.display()))
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a UTC instant (no colons: the name is also a path).
+pub fn utc_stamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}{mo:02}{d:02}T{:02}{:02}{:02}Z",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+/// RFC 3339 UTC time, for run.json.
+pub fn utc_rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, mo, day) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}-{mo:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn stamps() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_441_235) + Duration::from_millis(7);
+        assert_eq!(utc_stamp(t), "20261123T134035Z");
+        assert_eq!(utc_rfc3339(t), "2026-11-23T13:40:35.007Z");
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
+        // A leap day.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(utc_stamp(t), "20000229T000000Z");
+    }
+
+    #[test]
+    fn creates_and_links() -> Result<()> {
+        let out = std::env::temp_dir().join(format!("harness-rundir-{}", std::process::id()));
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_441_235);
+        let a = RunDir::create(&out, 7, t)?;
+        let b = RunDir::create(&out, 7, t)?;
+        assert_ne!(a.path, b.path);
+        assert!(a.path.join("nodes").is_dir());
+        a.mark_latest()?;
+        b.mark_latest()?;
+        assert_eq!(
+            std::fs::read_link(out.join("latest"))?,
+            PathBuf::from(&b.name)
+        );
+        b.write_json("run.json", &serde_json::json!({"seed": 7}))?;
+        assert!(std::fs::read_to_string(b.file("run.json"))?.contains("\"seed\": 7"));
+        let _ = std::fs::remove_dir_all(&out);
+        Ok(())
+    }
+}
