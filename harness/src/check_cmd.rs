@@ -150,6 +150,12 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
             }
             other => Failure::Other(anyhow::Error::new(other)),
         })?;
+        if let Some(line) = checked.history.torn_tail {
+            eprintln!(
+                "harness check: {}:{line}: left out a torn last line (the writer stopped mid-line)",
+                file.display()
+            );
+        }
         let r = &checked.result;
         if args.json {
             let mut j = r.to_json(&checked.history);
@@ -258,8 +264,12 @@ mod tests {
         assert!(
             page.contains("<svg") && !page.contains("http://cdn") && !page.contains("<script src")
         );
+        // A crash mid-write leaves a torn last line with no newline: left out, and checked.
         let torn = temp("torn.jsonl", &format!("{OK}{{\"index\":4,\"ti"));
-        assert_eq!(run_with(&[torn.to_str().unwrap()]), ExitCode::from(254));
+        assert_eq!(run_with(&[torn.to_str().unwrap()]), ExitCode::from(0));
+        // A complete line that is malformed is an error, even the last one.
+        let broken = temp("broken.jsonl", &format!("{OK}{{\"index\":4,\"ti\n"));
+        assert_eq!(run_with(&[broken.to_str().unwrap()]), ExitCode::from(254));
         let missing = std::env::temp_dir().join("no-such-history.jsonl");
         assert_eq!(run_with(&[missing.to_str().unwrap()]), ExitCode::from(254));
         // A run directory holding history.jsonl.

@@ -4,7 +4,15 @@ use crate::history::{Func, History, Operation, Outcome, Value};
 use crate::result::Step;
 
 /// Explains why the first of `unplaceable` cannot be placed after the prefix.
-pub(crate) fn explain(h: &History, prefix: &[Step], state: &str, unplaceable: &[usize]) -> String {
+/// `forcing`: an operation that fits the state after the prefix but must come before the first
+/// unplaceable one and would overwrite what it needs (e.g. the write that made a read stale).
+pub(crate) fn explain(
+    h: &History,
+    prefix: &[Step],
+    state: &str,
+    unplaceable: &[usize],
+    forcing: Option<usize>,
+) -> String {
     let Some(op) = unplaceable.first().and_then(|&i| h.ops.get(i)) else {
         return "no linearization exists".to_string();
     };
@@ -27,6 +35,14 @@ pub(crate) fn explain(h: &History, prefix: &[Step], state: &str, unplaceable: &[
             .iter()
             .filter(|w| w.key == op.key && writes(w) == Some(x))
             .collect();
+        let appends = h.ops.iter().any(|w| w.key == op.key && w.f == Func::Append);
+        if appends {
+            return format!(
+                "{verb} ({at}), but {key} holds {state} in the longest valid order found ({} operations), and no placement of the remaining appends makes the {} possible",
+                prefix.len(),
+                op.f.name()
+            );
+        }
         if writers.is_empty() && *x != Value::Nil {
             return format!("{verb} ({at}), but no operation ever wrote {x} to {key}");
         }
@@ -55,13 +71,23 @@ pub(crate) fn explain(h: &History, prefix: &[Step], state: &str, unplaceable: &[
             }
         }
         // Stale: the value was overwritten before the operation began.
+        if let Some(w) = forcing.and_then(|i| h.ops.get(i)) {
+            if writes(w).is_some_and(|v| v != x) && w.ret_pos < op.call_pos {
+                return format!(
+                    "{verb} ({at}), but {x} had been overwritten by {}, which completed at {} before the {} began",
+                    describe(h, w),
+                    h.fmt_time(w.ret_time.unwrap_or(w.call_time)),
+                    op.f.name(),
+                );
+            }
+        }
         if let Some(last) = prefix
             .iter()
             .rev()
             .filter_map(|s| h.ops.get(s.op))
             .find(|w| writes(w).is_some())
         {
-            if last.ret_pos < op.call_pos {
+            if last.ret_pos < op.call_pos && writes(last) != Some(x) {
                 return format!(
                     "{verb} ({at}), but {x} had been overwritten by {} (now {state}), which completed at {} before the {} began",
                     describe(h, last),

@@ -216,6 +216,9 @@ pub struct History {
     pub nemesis: Vec<NemesisEvent>,
     /// Whether events carry real timestamps (ns); otherwise times are event ordinals.
     pub timed: bool,
+    /// The line number of a torn last line that was left out: the writer crashed mid-line,
+    /// which the format allows (a crash loses at most the last line).
+    pub torn_tail: Option<u64>,
 }
 
 impl History {

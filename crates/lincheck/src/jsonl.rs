@@ -152,11 +152,16 @@ struct RawEvent<'a> {
 }
 
 /// Reads a JSONL history from any reader, one line at a time (the whole file is never held in
-/// memory). A trailing partial line (a crash mid-write) is an error like any other malformed line.
+/// memory).
+///
+/// The writer ends every event with a newline, so a last line that is not even valid JSON and has
+/// no newline is what a crash mid-write leaves: it is left out and its number kept in [`History::torn_tail`]. Any
+/// other malformed line, the last one included when it is complete, is an error.
 pub fn read_jsonl<R: BufRead>(mut reader: R) -> Result<History, ReadLineError> {
     let mut builder = Builder::new();
     let mut buf = String::new();
     let mut line_no = 0u64;
+    let mut torn_tail = None;
     loop {
         buf.clear();
         let n = reader
@@ -170,9 +175,20 @@ pub fn read_jsonl<R: BufRead>(mut reader: R) -> Result<History, ReadLineError> {
         if line.is_empty() {
             continue;
         }
-        parse_line(&mut builder, line_no, line).map_err(ReadLineError::Line)?;
+        match parse_line(&mut builder, line_no, line) {
+            Ok(()) => {}
+            // `read_line` stops without a newline only at the end of the input, and a line cut
+            // short is never valid JSON; a complete object that breaks a rule is still an error.
+            Err(e) if !buf.ends_with('\n') && matches!(e.kind, LineErrorKind::Malformed { .. }) => {
+                torn_tail = Some(line_no);
+                break;
+            }
+            Err(e) => return Err(ReadLineError::Line(e)),
+        }
     }
-    Ok(builder.finish())
+    let mut history = builder.finish();
+    history.torn_tail = torn_tail;
+    Ok(history)
 }
 
 /// An I/O error (at a line) or a malformed line.

@@ -19,10 +19,24 @@ const W0: &str =
 
 #[test]
 fn malformed_json_names_the_line() {
-    let text = format!("{W0}\n{{\"index\":1,\"time\":2,\"proc");
+    let text = format!("{W0}\n{{\"index\":1,\"time\":2,\"proc\n{W0}\n");
     let (line, kind) = err(&text);
     assert_eq!(line, 2);
     assert!(matches!(kind, LineErrorKind::Malformed { .. }), "{kind:?}");
+    // Complete but malformed, even as the last line: still an error.
+    let (line, _) = err(&format!("{W0}\n{{\"index\":1,\"time\":2,\"proc\n"));
+    assert_eq!(line, 2);
+}
+
+#[test]
+fn a_torn_last_line_is_left_out() {
+    // What a writer killed mid-line leaves: the last line cut short, with no newline.
+    let h = read_jsonl(format!("{W0}\n{{\"index\":1,\"time\":2,\"proc").as_bytes())
+        .expect("a torn tail is not an error");
+    assert_eq!(h.torn_tail, Some(2));
+    assert_eq!(h.ops.len(), 1);
+    let whole = read_jsonl(format!("{W0}\n").as_bytes()).expect("valid");
+    assert_eq!(whole.torn_tail, None);
 }
 
 #[test]

@@ -62,20 +62,30 @@ pub(crate) fn splitmix64(x: u64) -> u64 {
 }
 
 /// The linearized set, with the bookkeeping that makes its compact form cheap to take.
+///
+/// Bit positions below `split` belong to definite operations (in invocation order), the rest to
+/// indefinite ones. The two regions are kept apart so that an indefinite operation that stays
+/// unlinearized for the whole history does not pin the low watermark: the definite region is
+/// stored as a window, the (small) indefinite region whole.
 pub(crate) struct Bitset {
     words: Vec<u64>,
-    /// Every word below `low` is all ones.
+    extra: Vec<u64>,
+    split: usize,
+    /// Every definite word below `low` is all ones.
     low: usize,
-    /// Every word from `high` on is zero.
+    /// Every definite word from `high` on is zero.
     high: usize,
     /// Zobrist hash of the set.
     pub hash: u64,
 }
 
 impl Bitset {
-    pub fn new(n: usize) -> Self {
+    /// A set over `definite + indefinite` positions.
+    pub fn new(definite: usize, indefinite: usize) -> Self {
         Self {
-            words: vec![0; n.div_ceil(64).max(1)],
+            words: vec![0; definite.div_ceil(64).max(1)],
+            extra: vec![0; indefinite.div_ceil(64)],
+            split: definite,
             low: 0,
             high: 0,
             hash: 0,
@@ -84,8 +94,13 @@ impl Bitset {
 
     #[inline]
     pub fn set(&mut self, i: usize) {
-        self.words[i / 64] |= 1 << (i % 64);
         self.hash ^= splitmix64(i as u64);
+        if i >= self.split {
+            let j = i - self.split;
+            self.extra[j / 64] |= 1 << (j % 64);
+            return;
+        }
+        self.words[i / 64] |= 1 << (i % 64);
         self.high = self.high.max(i / 64 + 1);
         while self.low < self.words.len() && self.words[self.low] == u64::MAX {
             self.low += 1;
@@ -94,19 +109,25 @@ impl Bitset {
 
     #[inline]
     pub fn clear(&mut self, i: usize) {
-        self.words[i / 64] &= !(1 << (i % 64));
         self.hash ^= splitmix64(i as u64);
+        if i >= self.split {
+            let j = i - self.split;
+            self.extra[j / 64] &= !(1 << (j % 64));
+            return;
+        }
+        self.words[i / 64] &= !(1 << (i % 64));
         self.low = self.low.min(i / 64);
         while self.high > 0 && self.words[self.high - 1] == 0 {
             self.high -= 1;
         }
     }
 
-    /// The compact form: (first word not all ones, the words from there to the last nonzero).
+    /// The compact form: (first definite word not all ones, the definite words from there to
+    /// the last nonzero one, the indefinite words).
     #[inline]
-    fn compact(&self) -> (usize, &[u64]) {
+    fn compact(&self) -> (usize, &[u64], &[u64]) {
         let high = self.high.max(self.low);
-        (self.low, &self.words[self.low..high])
+        (self.low, &self.words[self.low..high], &self.extra)
     }
 }
 
@@ -159,7 +180,7 @@ impl<S: Copy + Eq> Cache<S> {
     pub fn insert(&mut self, bits: &Bitset, state: S, state_hash: u64) -> bool {
         let hash = bits.hash ^ state_hash;
         let tag = hash & 0xffff_ffff_0000_0000;
-        let (low, slice) = bits.compact();
+        let (low, slice, extra) = bits.compact();
         let mut slot = (hash as usize) & self.mask;
         loop {
             let t = self.table[slot];
@@ -173,6 +194,7 @@ impl<S: Copy + Eq> Cache<S> {
                     && e.low as usize == low
                     && e.len as usize == slice.len()
                     && self.words[e.off as usize..e.off as usize + e.len as usize] == *slice
+                    && self.words[e.off as usize + e.len as usize..][..extra.len()] == *extra
                 {
                     return false;
                 }
@@ -189,6 +211,7 @@ impl<S: Copy + Eq> Cache<S> {
             len: slice.len() as u32,
         });
         self.words.extend_from_slice(slice);
+        self.words.extend_from_slice(extra);
         if self.entries.len() * 2 > self.table.len() {
             self.grow();
         }

@@ -108,6 +108,9 @@ struct Shared<'a> {
 
 type KeyOutcome = (KeyResult, Option<Counterexample>);
 
+/// Steps the unpruned search may take to re-derive a counterexample.
+const EXPLAIN_BUDGET: u64 = 1 << 20;
+
 /// Steps a key runs before going back to the queue; doubled every round.
 const FIRST_BUDGET: u64 = 1 << 15;
 
@@ -343,11 +346,22 @@ where
                 })
             }
             Found::Illegal {
-                prefix,
-                state,
-                blocker,
+                mut prefix,
+                mut state,
+                mut blocker,
             } => {
                 kr.verdict = Verdict::NotLinearizable;
+                // Re-derive the counterexample without the obligation pruning when that is
+                // cheap: its dead ends name the operation a person would blame.
+                let mut plain = Search::with_pruning(&st.model, &st.ops, false);
+                if let Some(Found::Illegal {
+                    prefix: p,
+                    state: s,
+                    blocker: b,
+                }) = plain.run(&mut st.model, &st.ops, &sh.limits, EXPLAIN_BUDGET)
+                {
+                    (prefix, state, blocker) = (p, s, b);
+                }
                 cex = Some(counterexample(
                     sh.history,
                     &kr.key,
@@ -402,14 +416,41 @@ fn counterexample<M: Model>(
         })
         .map(|(_, op)| (op.ret, op.id as usize))
         .collect();
+    let b = &ops[blocker as usize];
+    let blocker_id = b.id as usize;
+    let blocker_fits = model.step(state, &b.input, &b.output).is_some();
+    if blocker_fits {
+        // The blocking operation itself fits, but placing it would strand operations that need
+        // the current value (the value-obligation pruning): those are the ones to explain.
+        let current = model.state_value(state);
+        unplaceable = ops
+            .iter()
+            .enumerate()
+            .filter(|&(i, op)| {
+                !in_prefix[i]
+                    && op.is_definite()
+                    && current.is_some()
+                    && model
+                        .value_effects(&op.input, &op.output)
+                        .and_then(|e| e.observes)
+                        == current
+            })
+            .map(|(_, op)| (op.ret, op.id as usize))
+            .collect();
+    }
     unplaceable.sort_unstable();
-    let blocker_id = ops[blocker as usize].id as usize;
     let mut unplaceable: Vec<usize> = unplaceable.into_iter().map(|(_, id)| id).collect();
     if !unplaceable.contains(&blocker_id) {
         unplaceable.push(blocker_id);
     }
     let state_text = model.describe_state(state);
-    let explanation = explain::explain(history, &steps, &state_text, &unplaceable);
+    let explanation = explain::explain(
+        history,
+        &steps,
+        &state_text,
+        &unplaceable,
+        blocker_fits.then_some(blocker_id),
+    );
     Counterexample {
         key: key.to_string(),
         prefix: steps,

@@ -23,6 +23,11 @@
 //! history. (⇐) The rewritten history only adds real-time constraints (and requires `w` to take
 //! effect, which the original allows), so any linearization of it is one of the original. ∎
 //!
+//! Moreover `w` took effect *and set `v`*: for a cas (`from ≠ v` by the definition of writer)
+//! that means its precondition held, so `w` is also marked as a completed, successful operation
+//! (output `ok`), which lets the search reject placements where the register does not hold
+//! `from`. This is exactly the constraint every linearization of the original satisfies.
+//!
 //! (If `min ret(o)` precedes `w`'s invocation, the rewritten `w` cannot be placed: a value was
 //! observed before the only operation that wrote it began — correctly not linearizable.)
 //!
@@ -46,6 +51,10 @@
 //! indefinite no-op casses in the stretch might now match and change the state; move those to the
 //! very end (allowed for indefinite operations, as above). The result is a linearization of the
 //! history without `w`. ∎
+//!
+//! Each rewrite is proven for any history, so they may be applied one after another, to a
+//! fixpoint: dropping an indefinite cas can make another writer's value unobserved, or leave a
+//! value with a single writer.
 //!
 //! R1 runs first, so every observed unique-valued indefinite writer becomes definite; R2 then
 //! removes the unobserved ones. With unique written values (the harness's clients write unique
@@ -75,8 +84,21 @@ fn written(op: &Op) -> Option<ValueId> {
     }
 }
 
-/// Applies R1 then R2 in place.
+/// Applies R1 then R2 in place, repeatedly until neither changes anything (removing an
+/// indefinite cas can leave another writer unobserved, or a value with a single writer).
 pub(crate) fn reduce(ops: &mut Vec<Op>, init: ValueId) -> Reduced {
+    let mut total = Reduced::default();
+    loop {
+        let r = reduce_once(ops, init);
+        total.clamped += r.clamped;
+        total.dropped += r.dropped;
+        if r == Reduced::default() {
+            return total;
+        }
+    }
+}
+
+fn reduce_once(ops: &mut Vec<Op>, init: ValueId) -> Reduced {
     let mut r = Reduced::default();
     let n_values = ops
         .iter()
@@ -124,6 +146,8 @@ pub(crate) fn reduce(ops: &mut Vec<Op>, init: ValueId) -> Reduced {
             let vi = v as usize;
             if v != init && writers[vi] == 1 && first_observed[vi] != u64::MAX {
                 op.ret = first_observed[vi];
+                // It took effect and set `v`; for a cas that means its precondition held.
+                op.output = RegOutput::Done;
                 r.clamped += 1;
             }
         }

@@ -25,6 +25,14 @@
 //! definite can go next — typically when a later read needs its value. A backtracked candidate
 //! resumes the pass it belongs to.
 //!
+//! Value-obligation pruning (registers). If the state holds `v`, some definite operation not
+//! yet linearized needs the state to hold `v` (a read of `v`, a cas from `v`), and no operation
+//! not yet linearized can set `v`, then no operation may move the state away from `v`: the one
+//! needing `v` could never be placed afterwards. Such a step is treated as impossible. Sound
+//! because every completion must place that operation at a point where the state is `v`, and the
+//! state can only return to `v` through an operation that sets it. The counts are kept per value
+//! and updated when an operation is linearized or undone, O(1) per step.
+//!
 //! Read-only pruning. Call an operation *read-only* if it never changes the state (a read, a
 //! cas refused by its precondition; the model says which). Lemma: if a read-only candidate `r`
 //! fits the current state of configuration `C`, then `C` has a successful completion iff
@@ -63,6 +71,8 @@ struct Node {
     is_call: bool,
     /// The operation completed (its return is not at +infinity).
     definite: bool,
+    /// The operation's position in the linearized-set bitset: definite operations first.
+    bit: u32,
 }
 
 /// Shared limits for all keys of one check.
@@ -118,16 +128,103 @@ pub(crate) struct Search<M: Model> {
     /// Which pass over the candidates the walk is in (see the module comment).
     indefinite_pass: bool,
     remaining: usize,
+    /// Value-obligation pruning (see the module comment); empty when the model has none.
+    obligations: Obligations,
     pub stats: Stats,
+}
+
+/// Counts for the value-obligation pruning: per value, the definite operations not yet
+/// linearized that need the state to hold it, and the operations not yet linearized that may
+/// set it.
+#[derive(Default)]
+struct Obligations {
+    /// Per operation: (observed value, written value), `NO` for none.
+    effects: Vec<(u32, u32)>,
+    definite: Vec<bool>,
+    observers_left: Vec<u32>,
+    writers_left: Vec<u32>,
+}
+
+const NO: u32 = u32::MAX;
+
+impl Obligations {
+    fn new<M: Model>(model: &M, ops: &[SearchOp<M::Input, M::Output>]) -> Self {
+        let mut effects = Vec::with_capacity(ops.len());
+        for op in ops {
+            match model.value_effects(&op.input, &op.output) {
+                Some(e) => effects.push((e.observes.unwrap_or(NO), e.writes.unwrap_or(NO))),
+                None => return Self::default(),
+            }
+        }
+        let n = effects
+            .iter()
+            .flat_map(|&(o, w)| [o, w])
+            .filter(|&v| v != NO)
+            .max()
+            .map_or(0, |m| m as usize + 1);
+        let mut ob = Self {
+            effects,
+            definite: ops.iter().map(|o| o.is_definite()).collect(),
+            observers_left: vec![0; n],
+            writers_left: vec![0; n],
+        };
+        for i in 0..ops.len() {
+            ob.account(i, 1);
+        }
+        ob
+    }
+
+    fn enabled(&self) -> bool {
+        !self.effects.is_empty()
+    }
+
+    /// Adds (`+1`, undo) or removes (`-1`, linearize) operation `i`'s obligations.
+    #[inline]
+    fn account(&mut self, i: usize, delta: i32) {
+        if !self.enabled() {
+            return;
+        }
+        let (o, w) = self.effects[i];
+        if o != NO && self.definite[i] {
+            let c = &mut self.observers_left[o as usize];
+            *c = c.wrapping_add_signed(delta);
+        }
+        if w != NO {
+            let c = &mut self.writers_left[w as usize];
+            *c = c.wrapping_add_signed(delta);
+        }
+    }
+
+    /// Whether moving the state away from `value` (by linearizing operation `i`) strands an
+    /// operation that still needs `value`, with nothing left that could set it again.
+    #[inline]
+    fn strands(&self, i: usize, value: Option<u32>) -> bool {
+        let Some(v) = value else { return false };
+        if !self.enabled() || v as usize >= self.observers_left.len() {
+            return false;
+        }
+        let (o, w) = self.effects[i];
+        let own = (o == v && self.definite[i]) as u32;
+        let own_w = (w == v) as u32;
+        self.observers_left[v as usize] > own && self.writers_left[v as usize] <= own_w
+    }
 }
 
 impl<M: Model> Search<M> {
     pub fn new(model: &M, ops: &[SearchOp<M::Input, M::Output>]) -> Self {
+        Self::with_pruning(model, ops, true)
+    }
+
+    /// A search with or without the value-obligation pruning. Without it, the deepest dead end
+    /// is usually the operation a person would blame (the stale read rather than the write that
+    /// overwrote its value), so counterexamples are re-derived that way when it is cheap.
+    pub fn with_pruning(model: &M, ops: &[SearchOp<M::Input, M::Output>], prune: bool) -> Self {
         let nodes = build_list(ops);
+        let definite = ops.iter().filter(|o| o.is_definite()).count();
         let entry = nodes[HEAD as usize].next;
         Self {
             nodes,
-            bits: Bitset::new(ops.len()),
+            bits: Bitset::new(definite, ops.len() - definite),
             cache: Cache::new(),
             calls: Vec::with_capacity(ops.len()),
             state: model.init(),
@@ -135,6 +232,11 @@ impl<M: Model> Search<M> {
             charged: 0,
             entry,
             indefinite_pass: false,
+            obligations: if prune {
+                Obligations::new(model, ops)
+            } else {
+                Obligations::default()
+            },
             remaining: ops.iter().filter(|o| o.is_definite()).count(),
             stats: Stats::default(),
         }
@@ -196,11 +298,20 @@ impl<M: Model> Search<M> {
             } else if node.is_call {
                 let op = &ops[node.op as usize];
                 let mut dead = false;
-                if let Some(next) = model.step(self.state, &op.input, &op.output) {
+                let step = model
+                    .step(self.state, &op.input, &op.output)
+                    .filter(|&next| {
+                        next == self.state
+                            || !self
+                                .obligations
+                                .strands(node.op as usize, model.state_value(self.state))
+                    });
+                if let Some(next) = step {
                     let read_only = model.is_read_only(&op.input, &op.output);
-                    self.bits.set(node.op as usize);
+                    self.bits.set(node.bit as usize);
                     if self.cache.insert(&self.bits, next, state_hash(&next)) {
                         self.calls.push((entry, self.state, read_only));
+                        self.obligations.account(node.op as usize, -1);
                         self.state = next;
                         if op.is_definite() {
                             self.remaining -= 1;
@@ -210,7 +321,7 @@ impl<M: Model> Search<M> {
                         self.indefinite_pass = false;
                         continue;
                     }
-                    self.bits.clear(node.op as usize);
+                    self.bits.clear(node.bit as usize);
                     // A read-only candidate that fits the state may always go first (see the
                     // module comment), so if that configuration already failed, this one fails.
                     dead = read_only;
@@ -268,7 +379,8 @@ impl<M: Model> Search<M> {
                 });
             };
             let op = self.nodes[e as usize].op;
-            self.bits.clear(op as usize);
+            self.bits.clear(self.nodes[e as usize].bit as usize);
+            self.obligations.account(op as usize, 1);
             self.state = prev_state;
             if ops[op as usize].is_definite() {
                 self.remaining += 1;
@@ -318,6 +430,17 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> Vec<Node> {
     }
     // Returns sort before calls at equal positions (a `false` key is smaller).
     events.sort_unstable_by_key(|&(pos, is_call, i)| (pos, is_call, i));
+    // Bit positions: definite operations first, in order, then the indefinite ones.
+    let mut bit_of = vec![0u32; ops.len()];
+    let mut next = 0u32;
+    for pass in [true, false] {
+        for (i, op) in ops.iter().enumerate() {
+            if op.is_definite() == pass {
+                bit_of[i] = next;
+                next += 1;
+            }
+        }
+    }
     let mut nodes = Vec::with_capacity(events.len() + 1);
     nodes.push(Node {
         prev: NONE,
@@ -326,6 +449,7 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> Vec<Node> {
         partner: NONE,
         is_call: false,
         definite: true,
+        bit: NONE,
     });
     let mut call_node = vec![0u32; ops.len()];
     let mut ret_node = vec![0u32; ops.len()];
@@ -343,6 +467,7 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> Vec<Node> {
             partner: NONE,
             is_call,
             definite: ops[i as usize].is_definite(),
+            bit: bit_of[i as usize],
         });
     }
     for i in 0..ops.len() {

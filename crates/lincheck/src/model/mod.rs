@@ -45,8 +45,30 @@ pub trait Model {
         false
     }
 
+    /// For the search's value-obligation pruning (models whose states are plain values, like
+    /// the register): the value an operation needs the state to hold (`observes`) and the value
+    /// it sets (`writes`), as small integers; and the value a state holds. `None` turns the
+    /// pruning off (the default).
+    fn value_effects(&self, _input: &Self::Input, _output: &Self::Output) -> Option<Effects> {
+        None
+    }
+
+    /// The value a state holds, for the pruning above.
+    fn state_value(&self, _state: Self::State) -> Option<u32> {
+        None
+    }
+
     /// Human text for a state (`"v7"`, `nil`).
     fn describe_state(&self, state: Self::State) -> String;
+}
+
+/// What an operation needs and sets, for the value-obligation pruning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Effects {
+    /// The value the state must hold for the operation to apply.
+    pub observes: Option<u32>,
+    /// The value the operation may set.
+    pub writes: Option<u32>,
 }
 
 /// An operation of one key, compact, as the search uses it.

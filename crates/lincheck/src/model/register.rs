@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Encode, Encoded, Model, ModelKind, SearchOp};
+use super::{Effects, Encode, Encoded, Model, ModelKind, SearchOp};
 use crate::error::ModelError;
 use crate::history::{Func, Operation, Outcome, Value};
 
@@ -83,6 +83,32 @@ impl Model for Register {
             (RegInput::Cas(from, to), _) => from == to,
             (RegInput::Write(_), _) => false,
         }
+    }
+
+    fn value_effects(&self, input: &RegInput, output: &RegOutput) -> Option<Effects> {
+        Some(match (*input, *output) {
+            (RegInput::Read, RegOutput::Read(v)) => Effects {
+                observes: Some(v),
+                writes: None,
+            },
+            (RegInput::Read, _) | (RegInput::Cas(_, _), RegOutput::Refused) => Effects::default(),
+            (RegInput::Write(v), _) => Effects {
+                observes: None,
+                writes: Some(v),
+            },
+            (RegInput::Cas(from, to), RegOutput::Done) => Effects {
+                observes: Some(from),
+                writes: Some(to),
+            },
+            (RegInput::Cas(_, to), _) => Effects {
+                observes: None,
+                writes: Some(to),
+            },
+        })
+    }
+
+    fn state_value(&self, s: ValueId) -> Option<u32> {
+        Some(s)
     }
 
     fn describe_state(&self, s: ValueId) -> String {
