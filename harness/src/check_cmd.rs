@@ -29,7 +29,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub initial: Option<String>,
     /// Time limit for the search, e.g. 60s, 500ms, 2m; 0 for none.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::duration::parse)]
     pub time_limit: Duration,
     /// Memory budget for the search, e.g. 4G, 512M.
     #[arg(long, default_value = "4G", value_parser = parse_bytes)]
@@ -58,25 +58,6 @@ fn parse_format(s: &str) -> Result<Format, String> {
 fn parse_model(s: &str) -> Result<ModelKind, String> {
     ModelKind::parse(s)
         .ok_or_else(|| format!("unknown model `{s}` (register, cas-register, kv-append)"))
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration `{s}` (e.g. 60s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("bad duration unit in `{s}` (ms, s, m, h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("bad duration `{s}`: {e}"))
 }
 
 fn parse_bytes(s: &str) -> Result<usize, String> {
@@ -306,10 +287,6 @@ mod tests {
 
     #[test]
     fn flag_parsing() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("soon").is_err());
         assert_eq!(parse_bytes("4G"), Ok(4 << 30));
         assert!(parse_format("xml").is_err());
         assert!(Cli::try_parse_from(["check", "f", "--model", "queue"]).is_err());

@@ -1,6 +1,7 @@
 //! `harness`: run chaos tests against a KV cluster and check recorded histories.
 
 mod check_cmd;
+mod duration;
 mod run;
 
 use clap::{Parser, Subcommand};

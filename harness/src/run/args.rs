@@ -1,7 +1,7 @@
 //! `harness run` options: what the user typed (clap), then a validated [`RunConfig`] with no side
 //! effects (two-stage parsing, as ripgrep's lowargs/hiargs).
 
-use super::duration;
+use crate::duration;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -7,32 +7,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
-/// The checker's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Linearizable,
-    NotLinearizable,
-    Unknown,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Linearizable => "linearizable",
-            Verdict::NotLinearizable => "not-linearizable",
-            Verdict::Unknown => "unknown",
-        }
-    }
-
-    /// The exit code contract: 0, 1, 2.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Verdict::Linearizable => 0,
-            Verdict::NotLinearizable => 1,
-            Verdict::Unknown => 2,
-        }
-    }
-}
+pub use lincheck::Verdict;
 
 /// What the check produced.
 #[derive(Debug, Clone)]
@@ -52,11 +27,7 @@ pub fn check(path: &Path, time_limit: Duration) -> Checked {
     match check_file(path, Format::Jsonl, &opts) {
         Ok(checked) => {
             let r = &checked.result;
-            let verdict = match r.verdict {
-                lincheck::Verdict::Linearizable => Verdict::Linearizable,
-                lincheck::Verdict::NotLinearizable => Verdict::NotLinearizable,
-                _ => Verdict::Unknown,
-            };
+            let verdict = r.verdict;
             let html = (verdict == Verdict::NotLinearizable)
                 .then(|| html::render(&checked.history, r, &HtmlOptions::default()));
             Checked {

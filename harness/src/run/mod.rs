@@ -20,7 +20,6 @@
 pub mod args;
 mod checker;
 mod client;
-mod duration;
 mod launcher;
 mod nemesis;
 mod network;
@@ -220,7 +219,7 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         cfg.nodes,
         cfg.clients,
         cfg.keys,
-        duration::format(cfg.time_limit),
+        crate::duration::format(cfg.time_limit),
         if cfg.nemesis.is_empty() {
             "none".to_string()
         } else {
