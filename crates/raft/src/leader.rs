@@ -292,11 +292,14 @@ impl Raft {
     }
 
     /// Figure 2, "Leaders": if there is an N > commitIndex that a majority matches and
-    /// log[N].term == currentTerm, set commitIndex = N. Entries of older terms are committed
+    /// log[N].term == currentTerm, set commitIndex = N. The leader's own matchIndex is its
+    /// persisted index, not its last index. Entries of older terms are committed
     /// only indirectly, by this rule (§5.4.2, Figure 8).
     pub(crate) fn maybe_commit(&mut self) -> bool {
         let mut matches: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
-        matches.push(self.log.last_index());
+        // The leader counts itself only for entries it has made durable (thesis §10.2.1: it
+        // may send entries to followers before writing them, but must not count them before).
+        matches.push(self.log.persisted);
         let n = quorum_index(&matches);
         if n <= self.log.committed || self.log.term(n) != Some(self.term) {
             return false;

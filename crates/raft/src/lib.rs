@@ -39,6 +39,16 @@
 //! assert_eq!(applied, vec![b"set x=1".to_vec()]);
 //! ```
 //!
+//! # Asynchronous storage writes
+//!
+//! A node that persists and applies on other threads takes each `Ready` and, instead of
+//! `advance`, calls [`RawNode::advance_async`]: it gets an [`AsyncReady`] with the messages to
+//! send now (a leader's replication), a [`PersistTask`] for the disk writer (the write plus the
+//! messages that must wait for it, released only by [`PersistTask::persist_then_send`]) and an
+//! [`ApplyTask`] for the applier. It then reports back with [`RawNode::on_persisted`] and
+//! [`RawNode::on_applied`]. A leader counts itself towards a commit only for entries reported
+//! durable; a follower's acknowledgements and vote grants leave only after their write.
+//!
 //! The [`sim`] module drives many nodes through a deterministic simulated network.
 //!
 //! # Tests
@@ -74,7 +84,7 @@ pub use config::Config;
 pub use errors::{ConfigError, Error, ProposeError, RestoreError};
 pub use message::{Message, MessageBody};
 pub use raw_node::{RawNode, Restored};
-pub use ready::Ready;
+pub use ready::{ApplyTask, AsyncReady, PersistTask, Persisted, Ready};
 pub use types::{
     Entry, EntryPayload, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotMeta, Status,
     Term,

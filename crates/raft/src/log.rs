@@ -29,6 +29,10 @@ pub(crate) struct RaftLog {
     unstable: Index,
     /// Whether `snapshot` was installed from a leader and not yet handed out.
     snapshot_unstable: bool,
+    /// Highest index such that every entry up to it in this log is known durable (reported
+    /// through `persisted_to`). Only this much of its own log may a leader count towards a
+    /// commit quorum. Lowered when the log is truncated or replaced by a snapshot.
+    pub(crate) persisted: Index,
 }
 
 impl RaftLog {
@@ -55,8 +59,10 @@ impl RaftLog {
             handed: applied,
             unstable: Index(0),
             snapshot_unstable: false,
+            persisted: Index(0),
         };
         log.unstable = log.last_index().next();
+        log.persisted = log.last_index();
         log
     }
 
@@ -189,6 +195,7 @@ impl RaftLog {
                 self.entries
                     .truncate((e.index.0 - self.offset.0 - 1) as usize);
                 self.unstable = self.unstable.min(e.index);
+                self.persisted = self.persisted.min(e.index.prev());
             }
             for e in &entries[k..] {
                 assert_eq!(e.index, self.last_index().next(), "entries not contiguous");
@@ -225,6 +232,8 @@ impl RaftLog {
         self.committed = self.offset;
         self.handed = self.offset;
         self.unstable = self.offset.next();
+        // Nothing of the new log is known durable until the snapshot itself is reported.
+        self.persisted = Index(0);
         self.snapshot = Some(snapshot);
         self.snapshot_unstable = true;
     }
@@ -289,6 +298,19 @@ impl RaftLog {
         let n = (self.committed.0 - self.handed.0) as usize;
         self.handed = self.committed;
         out.into_iter().take(n).collect()
+    }
+
+    /// Records that everything handed out for persistence up to `(index, term)` is durable.
+    /// Ignored unless this log still holds `index` with that `term`: a report about entries
+    /// that were since truncated (or replaced by a snapshot) says nothing about the current
+    /// log. If it holds it, by the log matching property so is the whole prefix, and all of
+    /// that prefix was handed out before (or in) the reported write, which wrote in order.
+    pub(crate) fn persisted_to(&mut self, index: Index, term: Term) -> bool {
+        if index > self.persisted && index < self.unstable && self.term(index) == Some(term) {
+            self.persisted = index;
+            return true;
+        }
+        false
     }
 
     /// Records that the application applied through `index` (from `advance`).

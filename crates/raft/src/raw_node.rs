@@ -4,8 +4,10 @@ use crate::config::Config;
 use crate::errors::{Error, ProposeError, RestoreError};
 use crate::log::RaftLog;
 use crate::message::Message;
+use crate::message::MessageBody;
 use crate::raft::Raft;
-use crate::ready::Ready;
+use crate::ready::{ApplyTask, AsyncReady, PersistTask, Persisted, Ready};
+use crate::types::Role;
 use crate::types::{Entry, HardState, Index, Snapshot, SnapshotMeta, Status, Term};
 
 /// The durable state a node starts from. `Restored::default()` is a brand-new node.
@@ -90,6 +92,10 @@ impl RawNode {
     /// applied and reported through `advance`), and persisted it: the in-memory log is
     /// compacted through `index`, and followers too far behind will be sent this snapshot.
     /// The caller may then delete its durable entries through `index`.
+    ///
+    /// In asynchronous mode the caller may compact first and have the disk writer store the
+    /// snapshot afterwards, in its queue after the writes already handed to it, as long as it
+    /// deletes durable entries only once the snapshot is durable.
     pub fn compact(&mut self, index: Index, data: Vec<u8>) -> Result<(), Error> {
         let log = &self.raft.log;
         if index > log.applied {
@@ -214,7 +220,91 @@ impl RawNode {
         if let Some(index) = applied {
             self.raft.log.applied_to(index);
         }
+        if let Some(p) = persist_mark(ready.snapshot.as_ref(), &ready.entries) {
+            self.on_persisted(p);
+        }
     }
+
+    /// Asynchronous mode: instead of [`advance`](RawNode::advance), splits the outstanding
+    /// Ready into what to send now, what the disk writer must persist (with the messages that
+    /// wait for it) and what the applier must apply; the next `ready` may be taken at once.
+    /// Persistence and application are reported later with
+    /// [`on_persisted`](RawNode::on_persisted) and [`on_applied`](RawNode::on_applied). See
+    /// [`AsyncReady`] for the caller's duties.
+    ///
+    /// # Panics
+    /// If `ready` is not the outstanding Ready of this node.
+    pub fn advance_async(&mut self, ready: Ready) -> AsyncReady {
+        assert_eq!(
+            self.outstanding,
+            Some(ready.number),
+            "advance_async() with a Ready that is not the outstanding one"
+        );
+        self.outstanding = None;
+        let Ready {
+            hard_state,
+            entries,
+            snapshot,
+            messages,
+            committed_entries,
+            read_states,
+            number: _,
+        } = ready;
+        let (send_now, messages): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| {
+            matches!(
+                m.body,
+                MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. }
+            )
+        });
+        let mark = persist_mark(snapshot.as_ref(), &entries);
+        AsyncReady {
+            send_now,
+            apply: ApplyTask {
+                snapshot: snapshot.clone(),
+                committed_entries,
+                read_states,
+            },
+            persist: PersistTask {
+                snapshot,
+                entries,
+                hard_state,
+                messages,
+                mark,
+            },
+        }
+    }
+
+    /// The disk writer made durable everything handed out for persistence up to `p`: a leader
+    /// may now count those entries of its own towards a commit.
+    pub fn on_persisted(&mut self, p: Persisted) {
+        if self.raft.log.persisted_to(p.index, p.term) && self.raft.role == Role::Leader {
+            self.raft.maybe_commit();
+        }
+    }
+
+    /// How much of the log is known durable (for tests).
+    #[cfg(test)]
+    pub(crate) fn persisted_index(&self) -> Index {
+        self.raft.log.persisted
+    }
+
+    /// The applier applied everything handed out up to `index` (asynchronous mode; `advance`
+    /// does this itself).
+    ///
+    /// # Panics
+    /// If `index` was not handed out for application.
+    pub fn on_applied(&mut self, index: Index) {
+        self.raft.log.applied_to(index);
+    }
+}
+
+/// The last index (and its term) that persisting `snapshot` then `entries` makes durable.
+fn persist_mark(snapshot: Option<&Snapshot>, entries: &[Entry]) -> Option<Persisted> {
+    entries
+        .last()
+        .map(|e| (e.index, e.term))
+        .or(snapshot.map(|s| (s.meta.index, s.meta.term)))
+        .map(|(index, term)| Persisted { index, term })
 }
 
 /// Checks that restored durable state is self-consistent before trusting it.

@@ -1,8 +1,8 @@
 //! Unit tests of the core through its public driving interface, one rule of the paper each.
 
 use crate::{
-    Config, Entry, EntryPayload, HardState, Index, Message, MessageBody, NodeId, RawNode, Ready,
-    Restored, Role, Term,
+    Config, Entry, EntryPayload, HardState, Index, Message, MessageBody, NodeId, PersistTask,
+    RawNode, Ready, Restored, Role, Term,
 };
 
 fn cfg(id: u64, n: u64) -> Config {
@@ -296,4 +296,183 @@ fn inconsistent_restored_state_is_refused() {
         ..Restored::default()
     };
     assert!(RawNode::new(cfg(1, 3), gap).is_err());
+}
+
+// ---- Asynchronous storage writes (advance_async / on_persisted / on_applied) ----
+
+fn append_ok(from: u64, term: u64, index: u64) -> Message {
+    msg(
+        from,
+        1,
+        term,
+        MessageBody::AppendEntriesResponse {
+            success: true,
+            index: Index(index),
+            conflict_term: None,
+            conflict_index: Index(0),
+            read_seq: 0,
+        },
+    )
+}
+
+/// Thesis §10.2.1: the leader sends its entries before writing them, but counts itself towards
+/// a commit only once the disk writer reports them durable.
+#[test]
+fn async_leader_counts_itself_only_for_persisted_entries() {
+    let mut n = elect(Restored::default());
+    let term = n.status().term.0;
+    // The no-op of the election is persisted (drain advanced synchronously); node 2 acks it,
+    // which commits it and puts node 2 into the replicate state.
+    let noop = n.status().last_index;
+    n.step(append_ok(2, term, noop.0)).unwrap();
+    assert_eq!(n.status().commit, noop);
+    let _ = drain(&mut n);
+    let (_, at) = n.propose(b"x".to_vec()).unwrap();
+    let rd = n.ready();
+    let work = n.advance_async(rd);
+    assert!(
+        work.send_now
+            .iter()
+            .any(|m| matches!(m.body, MessageBody::AppendEntries { .. })),
+        "replication goes out before the leader's own write"
+    );
+    assert_eq!(work.persist.entries().len(), 1);
+    let persist = work.persist;
+    // A majority of 3 is 2: one follower plus the leader. The follower's ack alone must not
+    // commit the leader's unpersisted entry.
+    n.step(append_ok(2, term, at.0)).unwrap();
+    assert!(
+        n.status().commit < at,
+        "committed without the leader's own fsync"
+    );
+    let mut report = None;
+    let mut sent = Vec::new();
+    PersistTask::persist_then_send(
+        vec![persist],
+        |_| Ok::<(), ()>(()),
+        |p| report = Some(p),
+        |m| sent.push(m),
+    )
+    .unwrap();
+    let p = report.expect("the batch wrote an entry");
+    assert_eq!(p.index(), at);
+    n.on_persisted(p);
+    assert_eq!(n.status().commit, at);
+    // The committed entry is handed to the applier; on_applied records it.
+    let rd = n.ready();
+    let work = n.advance_async(rd);
+    assert_eq!(work.apply.applied_index(), Some(at));
+    n.on_applied(at);
+    assert_eq!(n.status().applied, at);
+}
+
+/// A follower's acknowledgement (and a voter's grant) is held with the write it depends on.
+#[test]
+fn async_follower_acknowledges_only_after_the_write() {
+    let mut n = RawNode::new(cfg(1, 3), Restored::default()).unwrap();
+    n.step(msg(
+        2,
+        1,
+        1,
+        MessageBody::AppendEntries {
+            prev_log_index: Index(0),
+            prev_log_term: Term(0),
+            entries: vec![entry(1, 1)],
+            leader_commit: Index(0),
+            read_seq: 0,
+        },
+    ))
+    .unwrap();
+    let rd = n.ready();
+    let work = n.advance_async(rd);
+    assert!(
+        work.send_now.is_empty(),
+        "nothing of a follower goes out early"
+    );
+    assert_eq!(work.persist.message_count(), 1);
+    let order = std::cell::RefCell::new(Vec::new());
+    PersistTask::persist_then_send(
+        vec![work.persist],
+        |tasks| {
+            order.borrow_mut().push("persist");
+            assert_eq!(tasks[0].entries(), &[entry(1, 1)]);
+            Ok::<(), ()>(())
+        },
+        |_| {},
+        |m| {
+            assert!(matches!(
+                m.body,
+                MessageBody::AppendEntriesResponse { success: true, .. }
+            ));
+            order.borrow_mut().push("send");
+        },
+    )
+    .unwrap();
+    assert_eq!(order.into_inner(), ["persist", "send"]);
+    // Vote grants too (asked of a fresh node: this one is in node 2's lease).
+    let mut n = RawNode::new(cfg(1, 3), Restored::default()).unwrap();
+    n.step(msg(
+        3,
+        1,
+        2,
+        MessageBody::Vote {
+            last_log_index: Index(0),
+            last_log_term: Term(0),
+        },
+    ))
+    .unwrap();
+    let rd = n.ready();
+    let work = n.advance_async(rd);
+    assert!(work.send_now.is_empty());
+    assert!(work.persist.hard_state().is_some());
+    assert_eq!(work.persist.message_count(), 1);
+    let failed = PersistTask::persist_then_send(
+        vec![work.persist],
+        |_| Err("disk full"),
+        |_| panic!("reported after a failed write"),
+        |_| panic!("sent after a failed write"),
+    );
+    assert_eq!(failed, Err("disk full"));
+}
+
+/// A persistence report about entries that were since overwritten says nothing about the
+/// entries now at those indexes.
+#[test]
+fn async_stale_persist_report_is_ignored() {
+    let mut n = RawNode::new(cfg(1, 3), Restored::default()).unwrap();
+    let ae = |term: u64, entries: Vec<Entry>| {
+        msg(
+            2,
+            1,
+            term,
+            MessageBody::AppendEntries {
+                prev_log_index: Index(0),
+                prev_log_term: Term(0),
+                entries,
+                leader_commit: Index(0),
+                read_seq: 0,
+            },
+        )
+    };
+    n.step(ae(1, vec![entry(1, 1), entry(2, 1)])).unwrap();
+    let rd = n.ready();
+    let first = n.advance_async(rd).persist;
+    // A new leader overwrites index 2 before the first write is done.
+    n.step(ae(2, vec![entry(1, 1), entry(2, 2)])).unwrap();
+    let rd = n.ready();
+    let second = n.advance_async(rd).persist;
+    let mut reports = Vec::new();
+    for t in [first, second] {
+        PersistTask::persist_then_send(vec![t], |_| Ok::<(), ()>(()), |p| reports.push(p), |_| {})
+            .unwrap();
+    }
+    assert_eq!(reports.len(), 2);
+    // The stale report (2, term 1) must not mark the new entry (2, term 2) durable; the
+    // second one does.
+    assert_eq!(reports[0].index(), Index(2));
+    assert_eq!(n.persisted_index(), Index(0));
+    n.on_persisted(reports[0]);
+    assert_eq!(n.persisted_index(), Index(0), "a stale report is ignored");
+    n.on_persisted(reports[1]);
+    assert_eq!(n.persisted_index(), Index(2));
 }

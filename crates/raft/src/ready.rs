@@ -78,3 +78,137 @@ impl Ready {
         Ok(())
     }
 }
+
+/// Asynchronous storage writes (in the style of etcd's `AsyncStorageWrites` and raft-rs's
+/// `on_persist_ready`): what [`crate::RawNode::advance_async`] splits a [`Ready`] into, so that
+/// the Raft thread can go on stepping messages while a disk writer fsyncs and an applier
+/// applies.
+///
+/// The caller's duties, all of which the types enforce or make explicit:
+///
+/// 1. `send_now` may be sent at once. It holds only a leader's AppendEntries and
+///    InstallSnapshot: they reveal nothing that is not durable (the leader's term and vote were
+///    made durable before it could win the election, and it counts its own entries towards a
+///    commit only once [`crate::RawNode::on_persisted`] says they are durable: thesis §10.2.1).
+/// 2. `persist` goes to **one** disk writer, **in the order the tasks were produced** (a FIFO
+///    queue). The writer hands a batch of tasks to [`PersistTask::persist_then_send`], which
+///    makes them durable (one fsync is fine), then reports a [`Persisted`] for the caller to
+///    feed back to [`crate::RawNode::on_persisted`], then releases the messages that waited
+///    for the write (acknowledgements, vote grants, vote requests...). The messages are private
+///    to the task: there is no way to send them without persisting first.
+/// 3. `apply` goes to the applier, in order: restore the state machine from `snapshot` if any,
+///    apply `committed_entries`, serve `read_states` once applied, then report the applied
+///    index with [`crate::RawNode::on_applied`]. Committed entries may be applied before this
+///    node's own copy is durable: they are durable on a quorum already.
+#[derive(Debug)]
+#[must_use = "send, persist and apply the parts of an AsyncReady"]
+pub struct AsyncReady {
+    /// Messages to send now (a leader's replication traffic).
+    pub send_now: Vec<Message>,
+    /// The write for the disk writer, with the messages that must wait for it.
+    pub persist: PersistTask,
+    /// The work for the applier.
+    pub apply: ApplyTask,
+}
+
+/// What must be made durable, and the messages that may leave only afterwards. See
+/// [`AsyncReady`] for the caller's duties.
+#[derive(Debug, Default, PartialEq, Eq)]
+#[must_use = "a PersistTask must reach the disk writer, or its messages are never sent"]
+pub struct PersistTask {
+    pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) hard_state: Option<HardState>,
+    pub(crate) messages: Vec<Message>,
+    /// Index and term of the last entry (or of the snapshot) written by this task.
+    pub(crate) mark: Option<Persisted>,
+}
+
+/// A report from the disk writer: everything handed out for persistence up to this point is
+/// durable. Give it to [`crate::RawNode::on_persisted`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persisted {
+    pub(crate) index: crate::types::Index,
+    pub(crate) term: crate::types::Term,
+}
+
+impl Persisted {
+    /// The index of the last durable entry this report covers.
+    pub fn index(&self) -> crate::types::Index {
+        self.index
+    }
+}
+
+impl PersistTask {
+    /// If `Some`, persist it first (replacing the log: see [`Ready::snapshot`]).
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+    /// Entries to append, after the snapshot (see [`Ready::entries`]).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+    /// The hard state to store, after the entries (see [`Ready::hard_state`]).
+    pub fn hard_state(&self) -> Option<&HardState> {
+        self.hard_state.as_ref()
+    }
+    /// How many messages wait for this write.
+    pub fn message_count(&self) -> usize {
+        self.messages.len()
+    }
+    /// Whether there is nothing to write and nothing to send (such a task may be dropped).
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_none()
+            && self.entries.is_empty()
+            && self.hard_state.is_none()
+            && self.messages.is_empty()
+    }
+
+    /// Group commit of a batch of tasks, taken from the queue in order: `persist` gets all of
+    /// them and must make every snapshot, entry and hard state durable, task after task, before
+    /// it returns `Ok` (one fsync at the end covers the batch); then `report` gets what to feed
+    /// back to [`crate::RawNode::on_persisted`] (if the batch wrote any entry or snapshot);
+    /// only then does `send` get the messages, in order. On error nothing is reported or sent
+    /// (the node should stop: its durable state is unknown).
+    pub fn persist_then_send<E>(
+        tasks: Vec<PersistTask>,
+        persist: impl FnOnce(&[PersistTask]) -> Result<(), E>,
+        report: impl FnOnce(Persisted),
+        mut send: impl FnMut(Message),
+    ) -> Result<(), E> {
+        persist(&tasks)?;
+        if let Some(p) = tasks.iter().rev().find_map(|t| t.mark) {
+            report(p);
+        }
+        for t in tasks {
+            t.messages.into_iter().for_each(&mut send);
+        }
+        Ok(())
+    }
+}
+
+/// What the applier must do, in order (see [`Ready`] step 3), before reporting the applied
+/// index with [`crate::RawNode::on_applied`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ApplyTask {
+    /// If `Some`, restore the state machine from it first.
+    pub snapshot: Option<Snapshot>,
+    /// Committed entries to apply, in order.
+    pub committed_entries: Vec<Entry>,
+    /// Reads to answer once the state machine has applied at least their index.
+    pub read_states: Vec<ReadState>,
+}
+
+impl ApplyTask {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_none() && self.committed_entries.is_empty() && self.read_states.is_empty()
+    }
+    /// The index the state machine reflects once this task is applied, if it moves it.
+    pub fn applied_index(&self) -> Option<crate::types::Index> {
+        self.committed_entries
+            .last()
+            .map(|e| e.index)
+            .or(self.snapshot.as_ref().map(|s| s.meta.index))
+    }
+}

@@ -28,7 +28,24 @@ fn replay_seed() -> Option<u64> {
 
 /// Runs the seeds `s` with `s % SHARDS == shard`, or only `RAFT_SEED` (in shard 0).
 fn sweep(shard: u64) {
-    let opts = MixedOptions::default();
+    sweep_with(shard, MixedOptions::default());
+}
+
+/// The same seeds with asynchronous storage writes: persistence completes after a random
+/// virtual delay (group commit), a crash loses the queued writes, and the leader may count
+/// itself only for what was flushed (checked directly: every commit is durable on a
+/// majority).
+fn async_sweep(shard: u64) {
+    sweep_with(
+        shard,
+        MixedOptions {
+            async_storage: true,
+            ..MixedOptions::default()
+        },
+    );
+}
+
+fn sweep_with(shard: u64, opts: MixedOptions) {
     let list: Vec<u64> = match replay_seed() {
         Some(seed) if shard == 0 => vec![seed],
         Some(_) => vec![],
@@ -50,9 +67,10 @@ fn sweep(shard: u64) {
                 total.crashes += r.crashes;
             }
             Err(v) => panic!(
-                "seed {seed} violated an invariant {v}\n(after {} seeds of this shard, {:.2?})\nreplay: RAFT_SEED={seed} cargo nextest run -p raft --cargo-profile ci sweep",
+                "seed {seed} violated an invariant {v}\n(after {} seeds of this shard, {:.2?})\nreplay: RAFT_SEED={seed} cargo nextest run -p raft --cargo-profile ci {}sweep",
                 k + 1,
-                start.elapsed()
+                start.elapsed(),
+                if opts.async_storage { "async_" } else { "" }
             ),
         }
     }
@@ -150,4 +168,44 @@ fn sweep_6() {
 #[test]
 fn sweep_7() {
     sweep(7)
+}
+
+#[test]
+fn async_sweep_0() {
+    async_sweep(0)
+}
+
+#[test]
+fn async_sweep_1() {
+    async_sweep(1)
+}
+
+#[test]
+fn async_sweep_2() {
+    async_sweep(2)
+}
+
+#[test]
+fn async_sweep_3() {
+    async_sweep(3)
+}
+
+#[test]
+fn async_sweep_4() {
+    async_sweep(4)
+}
+
+#[test]
+fn async_sweep_5() {
+    async_sweep(5)
+}
+
+#[test]
+fn async_sweep_6() {
+    async_sweep(6)
+}
+
+#[test]
+fn async_sweep_7() {
+    async_sweep(7)
 }

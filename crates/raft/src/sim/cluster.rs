@@ -4,7 +4,8 @@
 use super::checker::{payload_hash, Checker, Violation};
 use super::{mix, Network};
 use crate::types::{Entry, EntryPayload, HardState, Index, NodeId, Snapshot, Term};
-use crate::{Config, Message, MessageBody, RawNode, Ready, Restored};
+use crate::{ApplyTask, Config, Message, MessageBody, PersistTask, RawNode, Ready, Restored};
+use std::collections::VecDeque;
 mod observe;
 
 use rand::rngs::SmallRng;
@@ -31,6 +32,11 @@ pub struct SimConfig {
     /// Each node's [`Config::max_entries_per_msg`]. Small values split the log into several
     /// AppendEntries, which exposes commit-rule bugs (paper Figure 8) that batching hides.
     pub max_entries_per_msg: usize,
+    /// Asynchronous storage writes ([`RawNode::advance_async`]): each node has a disk queue
+    /// that a simulated disk writer flushes after a random delay (group commit: everything
+    /// queued, then the persisted report, then the held messages); a crash loses the queue.
+    /// Application stays immediate.
+    pub async_storage: bool,
 }
 
 impl SimConfig {
@@ -45,6 +51,7 @@ impl SimConfig {
             slow_disk: 0.0,
             raft: |_| {},
             max_entries_per_msg: 64,
+            async_storage: false,
         }
     }
 }
@@ -55,6 +62,17 @@ enum Event {
     Deliver(usize, Message),
     Ready(usize),
     Restart(usize),
+    /// The disk writer of node `i` (in incarnation `.1`) flushes its queue.
+    Flush(usize, u64),
+}
+
+/// A write queued for a simulated disk writer (asynchronous mode).
+#[derive(Debug)]
+enum DiskOp {
+    /// A Ready's write, and the node's term when it was made (for the checker).
+    Persist(PersistTask, Term),
+    /// A snapshot of the applied state: store it, then drop the entries it covers.
+    Compact(Snapshot),
 }
 
 #[derive(Debug)]
@@ -87,6 +105,32 @@ struct Disk {
     hard_state: HardState,
     snapshot: Option<Snapshot>,
     entries: Vec<Entry>,
+}
+
+impl Disk {
+    /// Whether the durable state holds the entry `(index, term)` (or a snapshot covering it).
+    fn holds(&self, index: Index, term: Term) -> bool {
+        let base = self.snapshot.as_ref().map_or(Index(0), |s| s.meta.index);
+        if index <= base {
+            return true;
+        }
+        self.entries
+            .get((index.0 - base.0 - 1) as usize)
+            .is_some_and(|e| e.term == term)
+    }
+
+    /// Stores a snapshot of the applied state and drops the entries it covers. The entries
+    /// through its index are on this disk already: they were queued before it.
+    fn compact(&mut self, snapshot: Snapshot) {
+        let base = self.snapshot.as_ref().map_or(Index(0), |s| s.meta.index);
+        let index = snapshot.meta.index;
+        assert!(
+            index > base,
+            "compaction to {index} behind the snapshot at {base}"
+        );
+        self.entries.drain(..(index.0 - base.0) as usize);
+        self.snapshot = Some(snapshot);
+    }
 }
 
 /// The application: a state machine summarised by its applied index and the chain hash of
@@ -139,6 +183,11 @@ struct Slot {
     reads: Vec<PendingRead>,
     ready_scheduled: bool,
     incarnation: u64,
+    /// Asynchronous mode: writes not yet flushed (lost on a crash), and whether a flush is due.
+    disk_queue: VecDeque<DiskOp>,
+    flush_scheduled: bool,
+    /// The highest commit index of this node checked to be durable on a majority.
+    checked_commit: Index,
 }
 
 /// A simulated cluster under test. Every method runs deterministically from the seed.
@@ -196,6 +245,9 @@ impl Cluster {
                 reads: Vec::new(),
                 ready_scheduled: false,
                 incarnation: 0,
+                disk_queue: VecDeque::new(),
+                flush_scheduled: false,
+                checked_commit: Index(0),
             };
             c.slots.push(slot);
             c.start(i);
@@ -285,6 +337,8 @@ impl Cluster {
         slot.proposals.clear();
         slot.reads.clear();
         slot.ready_scheduled = false;
+        slot.disk_queue.clear();
+        slot.flush_scheduled = false;
     }
 
     /// Crashes node `i` and restarts it `after_ms` later (a process reboot), so that messages
@@ -409,6 +463,14 @@ impl Cluster {
                 self.after(i)
             }
             Event::Restart(i) => self.restart(i),
+            Event::Flush(i, incarnation) => {
+                if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.slots[i].flush_scheduled = false;
+                self.flush(i)?;
+                self.after(i)
+            }
         }
     }
 
@@ -420,7 +482,9 @@ impl Cluster {
         let Some(node) = slot.node.as_ref() else {
             return Ok(());
         };
-        if node.has_ready() && !slot.ready_scheduled {
+        if self.cfg.async_storage {
+            self.handle_ready_async(i)?;
+        } else if node.has_ready() && !slot.ready_scheduled {
             if self.cfg.slow_disk > 0.0 && self.rng.random_bool(self.cfg.slow_disk) {
                 let delay = self.rng.random_range(1..=5);
                 self.slots[i].ready_scheduled = true;
@@ -430,8 +494,172 @@ impl Cluster {
                 self.handle_ready(i, rd)?;
             }
         }
+        self.check_commit_durable(i)?;
         let node = self.slots[i].node.as_ref().expect("up");
         self.checker.after_event(node)
+    }
+
+    /// Every index a node knows committed is durable (in the log or a snapshot) on a majority:
+    /// the leader counted only durable entries, of others and of its own.
+    fn check_commit_durable(&mut self, i: usize) -> Result<(), Violation> {
+        let node = self.slots[i].node.as_ref().expect("up");
+        let commit = node.status().commit;
+        if commit <= self.slots[i].checked_commit {
+            return Ok(());
+        }
+        let term = node.entry(commit).map(|e| e.term);
+        self.slots[i].checked_commit = commit;
+        let Some(term) = term else {
+            return Ok(()); // compacted: it was checked when it was committed
+        };
+        let holders = self
+            .slots
+            .iter()
+            .filter(|s| s.disk.holds(commit, term))
+            .count();
+        if holders * 2 <= self.slots.len() {
+            return Err(Violation {
+                time_ms: self.now,
+                what: format!(
+                    "{} knows {commit} (term {term}) committed, but only {holders} of {} nodes hold it durably",
+                    self.slots[i].id,
+                    self.slots.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Asynchronous mode: hands off every Ready: replication out now, the write to the disk
+    /// queue (a flush is scheduled after a random delay), application at once.
+    fn handle_ready_async(&mut self, i: usize) -> Result<(), Violation> {
+        while self.slots[i].node.as_ref().expect("up").has_ready() {
+            let node = self.slots[i].node.as_mut().expect("up");
+            let term = node.status().term;
+            let rd = node.ready();
+            let work = node.advance_async(rd);
+            for m in work.send_now {
+                self.send(i, m);
+            }
+            if !work.persist.is_empty() {
+                self.enqueue(i, DiskOp::Persist(work.persist, term));
+            }
+            self.apply(i, work.apply)?;
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, i: usize, op: DiskOp) {
+        let slot = &mut self.slots[i];
+        slot.disk_queue.push_back(op);
+        if !slot.flush_scheduled {
+            slot.flush_scheduled = true;
+            let incarnation = slot.incarnation;
+            let delay = self.rng.random_range(0..=6);
+            self.schedule(delay, Event::Flush(i, incarnation));
+        }
+    }
+
+    /// The simulated disk writer: everything queued, then the report, then the messages.
+    fn flush(&mut self, i: usize) -> Result<(), Violation> {
+        let ops: Vec<DiskOp> = self.slots[i].disk_queue.drain(..).collect();
+        let mut tasks = Vec::new();
+        for op in ops {
+            match op {
+                DiskOp::Persist(t, term) => tasks.push((t, term)),
+                DiskOp::Compact(snapshot) => {
+                    self.flush_tasks(i, std::mem::take(&mut tasks))?;
+                    let id = self.slots[i].id;
+                    let index = snapshot.meta.index;
+                    self.slots[i].disk.compact(snapshot);
+                    self.checker.on_snapshot(id, index, false)?;
+                }
+            }
+        }
+        self.flush_tasks(i, tasks)
+    }
+
+    fn flush_tasks(&mut self, i: usize, tasks: Vec<(PersistTask, Term)>) -> Result<(), Violation> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let terms: Vec<Term> = tasks.iter().map(|(_, t)| *t).collect();
+        let tasks: Vec<PersistTask> = tasks.into_iter().map(|(t, _)| t).collect();
+        let mut report = None;
+        let mut out = Vec::new();
+        PersistTask::persist_then_send(
+            tasks,
+            |tasks| {
+                for (t, term) in tasks.iter().zip(terms) {
+                    self.persist_parts(i, t.snapshot(), t.entries(), t.hard_state(), term)?;
+                }
+                Ok(())
+            },
+            |p| report = Some(p),
+            |m| out.push(m),
+        )?;
+        if let Some(p) = report {
+            self.slots[i].node.as_mut().expect("up").on_persisted(p);
+        }
+        for m in out {
+            self.send(i, m);
+        }
+        Ok(())
+    }
+
+    /// Applies a node's committed entries and snapshot, serves its reads, reports the applied
+    /// index and compacts if due (asynchronous mode).
+    fn apply(&mut self, i: usize, task: ApplyTask) -> Result<(), Violation> {
+        let id = self.slots[i].id;
+        if let Some(s) = &task.snapshot {
+            self.install_sm(i, s)?;
+        }
+        for e in &task.committed_entries {
+            self.checker.on_apply(id, self.slots[i].sm.applied, e)?;
+            self.slots[i].sm.apply(e);
+            self.ack_proposals(i, e);
+        }
+        for rs in &task.read_states {
+            if let Some(r) = self.slots[i].reads.iter_mut().find(|r| r.ctx == rs.ctx) {
+                r.index = Some(rs.index);
+            }
+        }
+        self.serve_reads(i)?;
+        if let Some(index) = task.applied_index() {
+            self.slots[i].node.as_mut().expect("up").on_applied(index);
+        }
+        let Some(limit) = self.cfg.snapshot_after else {
+            return Ok(());
+        };
+        let slot = &mut self.slots[i];
+        let node = slot.node.as_mut().expect("up");
+        let applied = slot.sm.applied;
+        if applied.0 + 1 < node.first_index().0 + limit || applied <= node.first_index().prev() {
+            return Ok(());
+        }
+        let data = slot.sm.encode();
+        node.compact(applied, data.clone())
+            .expect("compact at the applied index");
+        let meta = node.snapshot_meta().expect("just compacted").clone();
+        self.enqueue(i, DiskOp::Compact(Snapshot { meta, data }));
+        Ok(())
+    }
+
+    /// Restores node `i`'s state machine from a leader's snapshot, after checking it.
+    fn install_sm(&mut self, i: usize, s: &Snapshot) -> Result<(), Violation> {
+        let sm = StateMachine::decode(&s.data);
+        if self.checker.committed_chain(sm.applied) != Some(sm.hash) {
+            let what = format!(
+                "{} got a snapshot at {} that is not the committed state",
+                self.slots[i].id, sm.applied
+            );
+            return Err(Violation {
+                time_ms: self.now,
+                what,
+            });
+        }
+        self.slots[i].sm = sm;
+        Ok(())
     }
 
     /// Carries out a Ready in the documented order: persist, send, apply, advance.
@@ -472,21 +700,40 @@ impl Cluster {
     }
 
     fn persist(&mut self, i: usize, rd: &Ready) -> Result<(), Violation> {
-        let id = self.slots[i].id;
         let term = self.slots[i].node.as_ref().expect("up").status().term;
+        self.persist_parts(
+            i,
+            rd.snapshot.as_ref(),
+            &rd.entries,
+            rd.hard_state.as_ref(),
+            term,
+        )
+    }
+
+    /// Writes a snapshot, entries and hard state to node `i`'s disk; `term` is the node's
+    /// term when they were handed out.
+    fn persist_parts(
+        &mut self,
+        i: usize,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+        term: Term,
+    ) -> Result<(), Violation> {
+        let id = self.slots[i].id;
         let disk = &mut self.slots[i].disk;
-        if let Some(s) = &rd.snapshot {
+        if let Some(s) = snapshot {
             disk.snapshot = Some(s.clone());
             disk.entries.clear();
             self.checker.on_snapshot(id, s.meta.index, true)?;
         }
-        if let Some(first) = rd.entries.first() {
+        if let Some(first) = entries.first() {
             let base = disk.snapshot.as_ref().map_or(Index(0), |s| s.meta.index);
             disk.entries.truncate((first.index.0 - base.0 - 1) as usize);
-            disk.entries.extend(rd.entries.iter().cloned());
-            self.checker.on_persist(id, term, &rd.entries)?;
+            disk.entries.extend(entries.iter().cloned());
+            self.checker.on_persist(id, term, entries)?;
         }
-        if let Some(hs) = &rd.hard_state {
+        if let Some(hs) = hard_state {
             disk.hard_state = hs.clone();
         }
         Ok(())

@@ -6,8 +6,14 @@
 //! lost); client proposals and ReadIndex reads. After **every** event the [`Checker`] verifies
 //! election safety, log matching, leader completeness, state machine safety, that commit
 //! indexes never decrease, that no node overwrites log entries it acknowledged to its current
-//! term's leader, that snapshots hold committed state, and that reads see every write
-//! acknowledged before they began.
+//! term's leader, that snapshots hold committed state, that every index a node knows
+//! committed is durable on a majority, and that reads see every write acknowledged before they
+//! began.
+//!
+//! With [`SimConfig::async_storage`] the nodes run in asynchronous-storage mode
+//! ([`crate::RawNode::advance_async`]): each has a disk queue that a simulated disk writer
+//! flushes after a random delay (everything queued, then the persisted report, then the held
+//! messages), and a crash loses the queue.
 //!
 //! [`Cluster`] exposes the controls the scenario tests use (named after the MIT 6.5840 Raft
 //! tests); [`run_mixed`] is one seeded run of the mixed-fault scenario the seed sweep repeats, and

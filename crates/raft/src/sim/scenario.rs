@@ -15,6 +15,8 @@ pub struct MixedOptions {
     pub fault_ms: u64,
     /// Compact logs after this many applied entries (exercises InstallSnapshot).
     pub snapshot_after: Option<u64>,
+    /// Asynchronous storage writes (see [`SimConfig::async_storage`]).
+    pub async_storage: bool,
 }
 
 impl Default for MixedOptions {
@@ -23,6 +25,7 @@ impl Default for MixedOptions {
             nodes: 5,
             fault_ms: 10_000,
             snapshot_after: Some(40),
+            async_storage: false,
         }
     }
 }
@@ -49,6 +52,7 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
     let mut cfg = SimConfig::new(opts.nodes, seed);
     cfg.snapshot_after = opts.snapshot_after;
     cfg.slow_disk = 0.2;
+    cfg.async_storage = opts.async_storage;
     // Vary batching per seed: one entry per message exercises the commit rule hardest.
     cfg.max_entries_per_msg = [1, 2, 3, 64][(seed % 4) as usize];
     // A quarter of the seeds run classic Raft (no pre-vote, no check-quorum), where

@@ -1,10 +1,13 @@
 //! The node: wiring (storage, Raft core, listeners, threads) and the Raft thread's loop.
 //!
-//! Threads: the Raft thread ([`driver`], owns the `RawNode`, the storage and the KV state
-//! machine); one dialer per peer and one thread per accepted peer connection
+//! Threads: the Raft thread ([`driver`], owns the `RawNode`); the disk writer ([`disk`], owns
+//! the storage: group commit); the applier ([`applier`], owns the KV state machine and the
+//! waiting clients); one dialer per peer and one thread per accepted peer connection
 //! ([`crate::transport`]); an accept thread and two threads per client connection
 //! ([`crate::client`]). They reach the Raft thread only through its inbox ([`Event`]).
 
+mod applier;
+mod disk;
 mod driver;
 pub mod pending;
 
@@ -12,7 +15,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, unbounded};
 use raft::{Config, Index, RawNode, Restored};
 
 use crate::client::{self, ClientCall};
@@ -31,6 +34,18 @@ pub enum Event {
     Peer(raft::Message),
     /// A client request.
     Client(ClientCall),
+    /// From the disk writer: this much of the log is durable.
+    Persisted(raft::Persisted),
+    /// From the applier: the state machine reflects the log through this index.
+    Applied(Index),
+    /// From the applier: a snapshot of the state machine at `index` (entry term `term`).
+    Snapshot {
+        index: Index,
+        term: raft::Term,
+        data: Vec<u8>,
+    },
+    /// From the disk writer or applier: the node must stop.
+    Fatal(NodeError),
     /// SIGTERM or SIGINT: stop cleanly.
     Shutdown,
 }
@@ -96,7 +111,6 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         recovered.entries.len()
     );
 
-    let durable_term_vote = (recovered.hard_state.term, recovered.hard_state.vote);
     let mut voters: Vec<_> = cfg.peers.iter().map(|p| p.id).collect();
     voters.push(cfg.id);
     voters.sort();
@@ -155,7 +169,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
             let _ = inbox.try_send(Event::Shutdown); // wakes the loop; the flag is the truth
         })?;
     }
-    let outbox = PeerTransport::start_dialers(&me, &cfg.peers, &directory);
+    let outbox = Arc::new(PeerTransport::start_dialers(&me, &cfg.peers, &directory));
     {
         let inbox = inbox.clone();
         PeerTransport::start_listener(
@@ -176,6 +190,26 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         )
         .map_err(NodeError::Thread)?;
     }
+    let (disk_tx, disk_rx) = unbounded();
+    let disk = {
+        let writer = disk::DiskWriter {
+            storage,
+            outbox: outbox.clone(),
+            inbox: inbox.clone(),
+        };
+        std::thread::Builder::new()
+            .name("disk".into())
+            .spawn(move || writer.run(&disk_rx))
+            .map_err(NodeError::Thread)?
+    };
+    let (applier_tx, applier_rx) = unbounded();
+    let applier = {
+        let applier = applier::Applier::new(kv, snapshot_index, cfg.snapshot_every, inbox.clone());
+        std::thread::Builder::new()
+            .name("applier".into())
+            .spawn(move || applier.run(&applier_rx))
+            .map_err(NodeError::Thread)?
+    };
     drop(inbox);
     info!(
         "serving clients on {} (advertised {client_addr}), peers on {}, cluster {}",
@@ -184,19 +218,22 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
 
     let mut driver = Driver::new(driver::Parts {
         name: cfg.name.clone(),
-        durable_term_vote,
         raw,
-        storage,
-        kv,
         outbox,
         directory,
         voters,
-        snapshot_index,
-        snapshot_every: cfg.snapshot_every,
         tick: cfg.tick,
-        dir,
+        disk: disk_tx,
+        applier: applier_tx,
     });
     let result = driver.run(&events, &stop);
+    // Hang up on both workers: the disk writer finishes what is queued, the applier fails the
+    // clients still waiting. A worker that failed already returned.
+    // Dropping the inbox too, so that a worker blocked on a full inbox gets an error instead.
+    drop(driver);
+    drop(events);
+    let _ = disk.join();
+    let _ = applier.join();
     info!("stopped");
     result
 }
