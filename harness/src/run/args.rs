@@ -18,11 +18,24 @@ pub struct RunArgs {
     /// How long the clients run (e.g. 30s, 2m); recovery and final reads come after.
     #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub time_limit: Duration,
-    /// Faults to inject: a comma-separated subset of pause,kill,partition,delay, or all, or none.
+    /// Faults to inject: a comma-separated subset of pause, kill, kill-all, partition,
+    /// client-partition, delay; or all, or none. Every selected kind is dealt at least once per
+    /// run when the run is long enough (the schedule deals them like a shuffled deck), and faults
+    /// may overlap.
     #[arg(long, default_value = "all")]
     pub nemesis: String,
+    /// Chance that a second fault starts while one is in force (0 disables overlapping faults).
+    #[arg(long, default_value_t = 0.4)]
+    pub overlap: f64,
+    /// How clients pick the node for an operation. `bound` (default, as Jepsen): each client has
+    /// a home node and sends every operation there first, following a `not_leader` hint for that
+    /// operation only, so every node on every side of a partition keeps receiving traffic.
+    /// `leader`: a client stays on whichever node last answered (faster, blind to stale reads on
+    /// an isolated old leader).
+    #[arg(long, value_enum, default_value_t = ClientMode::Bound)]
+    pub client_mode: ClientMode,
     /// Mean time between the start of one fault and the start of the next.
-    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    #[arg(long, default_value = "4s", value_parser = duration::parse)]
     pub nemesis_interval: Duration,
     /// Seed for the fault schedule and every worker's op sequence (random when absent; printed).
     #[arg(long)]
@@ -74,25 +87,50 @@ pub enum HealMode {
     Reset,
 }
 
+/// How clients choose the node for each operation.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientMode {
+    /// Home node first, every operation; a leader hint is followed for that operation only.
+    Bound,
+    /// Stay on the node that last answered; follow leader hints for good.
+    Leader,
+}
+
+impl ClientMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientMode::Bound => "bound",
+            ClientMode::Leader => "leader",
+        }
+    }
+}
+
 /// A fault kind the nemesis may inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
-    /// SIGSTOP a node, SIGCONT later.
+    /// SIGSTOP a set of nodes (one, the leader, a minority, a majority, all), SIGCONT later.
     Pause,
-    /// SIGKILL a node, restart it later on the same data directory.
+    /// SIGKILL a set of nodes, restart them later on the same data directories.
     Kill,
-    /// Cut links between nodes.
+    /// SIGKILL every node at once, then restart them all.
+    KillAll,
+    /// Cut links between nodes: symmetric shapes, and one-way cuts.
     Partition,
+    /// Cut some clients off from some nodes.
+    ClientPartition,
     /// Add latency with jitter to some links.
     Delay,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Pause,
         FaultKind::Kill,
+        FaultKind::KillAll,
         FaultKind::Partition,
+        FaultKind::ClientPartition,
         FaultKind::Delay,
     ];
 
@@ -100,7 +138,9 @@ impl FaultKind {
         match self {
             FaultKind::Pause => "pause",
             FaultKind::Kill => "kill",
+            FaultKind::KillAll => "kill-all",
             FaultKind::Partition => "partition",
+            FaultKind::ClientPartition => "client-partition",
             FaultKind::Delay => "delay",
         }
     }
@@ -114,6 +154,8 @@ pub struct RunConfig {
     #[serde(serialize_with = "ser_duration")]
     pub time_limit: Duration,
     pub nemesis: Vec<FaultKind>,
+    pub overlap: f64,
+    pub client_mode: ClientMode,
     #[serde(serialize_with = "ser_duration")]
     pub nemesis_interval: Duration,
     pub seed: u64,
@@ -157,7 +199,8 @@ pub fn parse_nemesis(s: &str) -> Result<Vec<FaultKind>, UsageError> {
                     .find(|k| k.name() == other)
                     .ok_or_else(|| {
                         UsageError(format!(
-                            "unknown nemesis {other:?}: expected pause, kill, partition, delay, all or none"
+                            "unknown nemesis {other:?}: expected pause, kill, kill-all, partition, \
+                             client-partition, delay, all or none"
                         ))
                     })?;
                 kinds.push(kind);
@@ -202,12 +245,17 @@ impl RunArgs {
         if self.start_timeout.is_zero() || self.final_timeout.is_zero() {
             return usage("--start-timeout and --final-timeout must be positive");
         }
+        if !(0.0..=1.0).contains(&self.overlap) {
+            return usage("--overlap must be between 0 and 1");
+        }
         let nemesis = parse_nemesis(&self.nemesis)?;
         Ok(RunConfig {
             nodes: self.nodes,
             clients: self.clients,
             time_limit: self.time_limit,
             nemesis,
+            overlap: self.overlap,
+            client_mode: self.client_mode,
             nemesis_interval: self.nemesis_interval,
             seed: self.seed.unwrap_or_else(random_seed),
             keys: self.keys,
@@ -225,9 +273,9 @@ impl RunArgs {
     }
 }
 
-/// The command line that replays this run.
+/// The command line that replays this run: every option, each argument shell-quoted.
 pub fn replay_command(cfg: &RunConfig) -> String {
-    let d = duration::format;
+    let d = |x: Duration| duration::format(x);
     let nemesis = if cfg.nemesis.is_empty() {
         "none".to_string()
     } else {
@@ -237,29 +285,53 @@ pub fn replay_command(cfg: &RunConfig) -> String {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let mut s = format!(
-        "harness run --seed {} --nodes {} --clients {} --keys {} --time-limit {} --nemesis {} \
-         --nemesis-interval {} --op-timeout {} --node-bin {}",
-        cfg.seed,
-        cfg.nodes,
-        cfg.clients,
-        cfg.keys,
-        d(cfg.time_limit),
-        nemesis,
-        d(cfg.nemesis_interval),
-        d(cfg.op_timeout),
-        cfg.node_bin.display()
+    let mut argv: Vec<String> = vec!["harness".into(), "run".into()];
+    let mut opt = |name: &str, value: String| {
+        argv.push(format!("--{name}"));
+        argv.push(value);
+    };
+    opt("seed", cfg.seed.to_string());
+    opt("nodes", cfg.nodes.to_string());
+    opt("clients", cfg.clients.to_string());
+    opt("keys", cfg.keys.to_string());
+    opt("time-limit", d(cfg.time_limit));
+    opt("nemesis", nemesis);
+    opt("nemesis-interval", d(cfg.nemesis_interval));
+    opt("overlap", cfg.overlap.to_string());
+    opt("client-mode", cfg.client_mode.name().into());
+    opt("op-timeout", d(cfg.op_timeout));
+    opt("rate", cfg.rate.to_string());
+    opt("recovery", d(cfg.recovery));
+    opt("final-timeout", d(cfg.final_timeout));
+    opt("start-timeout", d(cfg.start_timeout));
+    opt(
+        "heal",
+        match cfg.heal {
+            HealMode::Deliver => "deliver",
+            HealMode::Reset => "reset",
+        }
+        .into(),
     );
-    if cfg.rate > 0.0 {
-        s.push_str(&format!(" --rate {}", cfg.rate));
-    }
-    if cfg.heal != HealMode::Deliver {
-        s.push_str(" --heal reset");
-    }
+    opt("check-timeout", d(cfg.check_timeout));
+    opt("node-bin", cfg.node_bin.display().to_string());
+    opt("out", cfg.out.display().to_string());
     for a in &cfg.node_args {
-        s.push_str(&format!(" --node-arg={a}"));
+        argv.push(format!("--node-arg={a}"));
     }
-    s
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quotes `s` for a POSIX shell: as is when it only holds safe characters, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]
@@ -268,12 +340,24 @@ mod tests {
 
     #[test]
     fn nemesis_lists() {
-        assert_eq!(parse_nemesis("all").map(|v| v.len()).ok(), Some(4));
+        assert_eq!(parse_nemesis("all").map(|v| v.len()).ok(), Some(6));
+        assert_eq!(
+            parse_nemesis("kill-all,client-partition").ok(),
+            Some(vec![FaultKind::KillAll, FaultKind::ClientPartition])
+        );
         assert_eq!(parse_nemesis("none").map(|v| v.len()).ok(), Some(0));
         assert_eq!(
             parse_nemesis("kill,pause,kill").ok(),
             Some(vec![FaultKind::Pause, FaultKind::Kill])
         );
         assert!(parse_nemesis("kill,explode").is_err());
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("--node-arg=--verbose"), "--node-arg=--verbose");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

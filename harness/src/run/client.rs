@@ -165,6 +165,43 @@ impl Conn {
     }
 }
 
+/// Opens a connection to `addr` (a proxy listener in front of a node's client port) and checks,
+/// with a `status` request, that the node behind it is `node` of cluster `cluster`: a `node` or
+/// `cluster` field that differs refuses the connection (a field the store leaves out is not
+/// checked). Nothing but `status` has been sent when this fails, so a caller may treat the
+/// operation it wanted to send as surely not applied.
+pub fn connect_checked(
+    addr: SocketAddr,
+    node: &str,
+    cluster: &str,
+    deadline: Instant,
+) -> Result<Conn, CallError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut conn = Conn::connect(addr, left).map_err(CallError::NotSent)?;
+    let a = conn
+        .call(json!({"op": "status"}), deadline)
+        .map_err(|e| CallError::NotSent(io::Error::other(format!("status on connect: {e}"))))?;
+    let field = |k: &str| a.raw.get(k).and_then(Value::as_str);
+    let mismatch = |what: &str, want: &str, got: Option<&str>| {
+        CallError::NotSent(io::Error::other(format!(
+            "{addr} is not {what} {want:?} (it says {got:?}): another process answers there"
+        )))
+    };
+    if !a.ok {
+        return Err(CallError::NotSent(io::Error::other(format!(
+            "status refused on connect: {}",
+            a.raw
+        ))));
+    }
+    if field("node").is_some_and(|n| n != node) {
+        return Err(mismatch("node", node, field("node")));
+    }
+    if field("cluster").is_some_and(|c| c != cluster) {
+        return Err(mismatch("a node of cluster", cluster, field("cluster")));
+    }
+    Ok(conn)
+}
+
 /// What a node says about itself (`status`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {

@@ -176,6 +176,11 @@ impl Cluster {
         &self.nodes[i].spec.id
     }
 
+    /// The cluster id every node is started with (`--cluster-id`).
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
     pub fn client_addrs(&self) -> Vec<SocketAddr> {
         self.nodes.iter().map(|n| n.spec.client).collect()
     }
@@ -350,6 +355,21 @@ impl Cluster {
             }
         }
         node.paused = false;
+    }
+
+    /// SIGKILLs every node in `nodes` first, then reaps them: as close to a simultaneous crash
+    /// (a power cut of those machines) as signals get.
+    pub fn kill_many(&mut self, nodes: &[usize]) {
+        for &i in nodes {
+            if let Some(c) = &self.nodes[i].child {
+                let g = Pid::from_raw(c.id() as i32);
+                let _ = killpg(g, Signal::SIGCONT);
+                let _ = killpg(g, Signal::SIGKILL);
+            }
+        }
+        for &i in nodes {
+            self.kill(i);
+        }
     }
 
     /// SIGSTOPs node `i`'s process group.

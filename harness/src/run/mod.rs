@@ -147,7 +147,15 @@ fn start_cluster(cfg: &RunConfig, dir: &RunDir) -> Result<(Cluster, Network)> {
         let ports = launcher::free_ports(2 * n).context("reserving ports")?;
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let peer_listen: Vec<SocketAddr> = ports[n..].iter().map(|&p| addr(p)).collect();
-        let net = Network::start(&ids, &peer_listen, cfg.heal, cfg.seed)?;
+        let client_listen: Vec<SocketAddr> = ports[..n].iter().map(|&p| addr(p)).collect();
+        let net = Network::start(
+            &ids,
+            &peer_listen,
+            &client_listen,
+            cfg.clients,
+            cfg.heal,
+            cfg.seed,
+        )?;
         let mut specs = Vec::with_capacity(n);
         for (i, id) in ids.iter().enumerate() {
             let data_dir = dir.path.join("nodes").join(id);
@@ -234,8 +242,10 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
     let steps = schedule::generate(
         cfg.seed,
         cfg.nodes,
+        cfg.clients,
         &cfg.nemesis,
         cfg.nemesis_interval,
+        cfg.overlap,
         cfg.time_limit,
     );
     let node_version = launcher::node_version(&cfg.node_bin);
@@ -247,7 +257,8 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         "seed": cfg.seed,
         "replay": args::replay_command(cfg),
         "options": serde_json::to_value(cfg).context("encoding the options")?,
-        "clients_connect": "directly to the nodes' client ports (not through the proxy)",
+        "clients_connect": "through proxy listeners c<w> -> n<i>, one per worker and node; \
+                            identity (node, cluster) checked with status on connect",
         "schedule": serde_json::to_value(&steps).context("encoding the schedule")?,
     });
     let write_run_json = |v: &Value| dir.write_json("run.json", v);
@@ -256,7 +267,7 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
     // The proxy log's clock starts here; the history's when the workers start.
     proxylog::install(&dir.file("proxy.log"), Instant::now())
         .with_context(|| format!("creating {}", dir.file("proxy.log").display()))?;
-    let (mut cluster, net) = start_cluster(cfg, &dir)?;
+    let (mut cluster, mut net) = start_cluster(cfg, &dir)?;
     run_json["nodes"] = json!((0..cluster.len())
         .map(|i| {
             let s = cluster.spec(i);
@@ -280,10 +291,28 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
     let history_path = dir.file("history.jsonl");
     let (rec, writer) = Recorder::create(&history_path, start)
         .with_context(|| format!("creating {}", history_path.display()))?;
-    let mut recorded = run_workload(cfg, &mut cluster, &net, &steps, &rec, start)?;
+    let mut recorded = run_workload(cfg, &mut cluster, &mut net, &steps, &rec, start)?;
     cluster.shutdown();
     let net_stats = net.stats_json();
+    let silent_links = if recorded.run_time >= Duration::from_secs(5) && !interrupted() {
+        net.silent_node_links()
+    } else {
+        Vec::new()
+    };
     drop(net);
+    if !silent_links.is_empty() {
+        say(&format!(
+            "harness run: WARNING: no connection ever went through the proxy on {} while both \
+             nodes ran: those nodes talk some other way (or not at all), and partitions there \
+             cut nothing: {}",
+            if silent_links.len() == 1 {
+                "this link"
+            } else {
+                "these links"
+            },
+            silent_links.join(", ")
+        ));
+    }
     if interrupted() {
         recorded.failure.get_or_insert("interrupted".into());
     }
@@ -324,6 +353,10 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         "run_seconds": r.run_time.as_secs_f64(),
         "check_seconds": check_time.as_secs_f64(),
         "faults": r.counts,
+        "faults_skipped": r.skipped,
+        "ops_by_function": by_function_json(&r.by_function),
+        "node_failures": r.node_failures,
+        "proxy_silent_links": silent_links,
         "node_crashes": r.crashes,
         "node_starts": r.starts,
         "proxy": net_stats,
@@ -337,9 +370,24 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         "ops: {total} in {:.1}s ({per_second:.0}/s): {ok} ok, {fail} fail, {info} info",
         r.run_time.as_secs_f64()
     );
+    let _ = writeln!(out, "succeeded: {}", success_line(&r.by_function));
     let _ = writeln!(out, "faults: {}", nemesis::counts_line(&r.counts));
+    if !r.skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "faults skipped: {} (targets already down; see run.json)",
+            r.skipped.len()
+        );
+    }
     if r.crashes > 0 {
         let _ = writeln!(out, "node crashes: {} (see nodes/*.log)", r.crashes);
+    }
+    if !silent_links.is_empty() {
+        let _ = writeln!(
+            out,
+            "WARNING: proxy links that never carried a connection: {}",
+            silent_links.join(", ")
+        );
     }
     let _ = writeln!(out, "verdict: {}", checked.summary);
     if let Some(f) = &r.failure {
@@ -358,8 +406,14 @@ struct Recorded {
     run_time: Duration,
     /// ok, fail, info.
     ops: (u64, u64, u64),
-    /// Faults started, by kind (and `partition:<shape>`).
+    /// Faults started, by kind (and `partition:<shape>`, `kill:<targets>`, ...).
     counts: BTreeMap<String, u64>,
+    /// Scheduled faults not carried out, and why.
+    skipped: Vec<Value>,
+    /// ok / fail / info per function.
+    by_function: [[u64; 3]; 3],
+    /// Unbidden exits and failed restarts, each naming the node, the time and its log's tail.
+    node_failures: Vec<String>,
     crashes: usize,
     starts: Vec<u32>,
     /// Nodes that did not answer `status` after the final recovery.
@@ -374,7 +428,7 @@ struct Recorded {
 fn run_workload(
     cfg: &RunConfig,
     cluster: &mut Cluster,
-    net: &Network,
+    net: &mut Network,
     steps: &[Step],
     rec: &Recorder,
     start: Instant,
@@ -388,19 +442,22 @@ fn run_workload(
         op_timeout: cfg.op_timeout,
         rate: cfg.rate,
         seed: cfg.seed,
-        nodes: cluster.client_addrs(),
+        mode: cfg.client_mode,
+        nodes: workload::Nodes {
+            ids: (0..cluster.len())
+                .map(|i| cluster.id(i).to_string())
+                .collect(),
+            cluster: cluster.cluster_id().to_string(),
+            hint_addrs: cluster.client_addrs(),
+        },
+        addrs: (0..cfg.clients).map(|w| net.client_addrs(w)).collect(),
+        final_addrs: net.final_client_addrs(),
     };
     let workers = workload::spawn_workers(&wcfg, rec, &stats, &stop)
         .context("starting the client workers")?;
     let ticker = Ticker::start(Arc::clone(&progress), Arc::clone(&stats), start);
     progress.set_phase("running");
-    let mut nem = Nemesis {
-        cluster,
-        net,
-        rec,
-        progress: &progress,
-        counts: Default::default(),
-    };
+    let mut nem = Nemesis::new(cluster, net, rec, &progress);
     let active = drive_faults(&mut nem, steps, start, cfg.time_limit);
     let run_time = start.elapsed();
     stop.store(true, Ordering::SeqCst);
@@ -408,7 +465,7 @@ fn run_workload(
     // Recovery: heal everything while the workers finish their last operations.
     if !interrupted() {
         progress.set_phase("recovering");
-        if let Some(a) = active {
+        for a in active {
             nem.stop(a);
         }
         nem.heal_everything();
@@ -440,10 +497,25 @@ fn run_workload(
     }
     nem.notice_crashes();
     ticker.stop();
+    // A node that crashed or would not come back is a finding: the run fails (255) unless the
+    // history shows a violation, which wins (1).
+    if let Some(first) = nem.failures.first() {
+        let more = nem.failures.len() - 1;
+        failure = Some(if more > 0 {
+            format!("{first}\n(and {more} more node failure(s): see run.json)")
+        } else {
+            first.clone()
+        });
+    } else if let (None, Some(first)) = (&failure, not_ready.first()) {
+        failure = Some(format!("a node did not come back after recovery: {first}"));
+    }
     Ok(Recorded {
         run_time,
         ops,
         counts: nem.counts.clone(),
+        skipped: nem.skipped.clone(),
+        by_function: stats.by_function(),
+        node_failures: nem.failures.clone(),
         crashes: nem.cluster.crash_count(),
         starts: nem.cluster.starts(),
         not_ready,
@@ -452,32 +524,61 @@ fn run_workload(
     })
 }
 
-/// Carries out the schedule until the time limit (or an interrupt); returns the fault still in
-/// force, if any.
+/// Carries out the schedule until the time limit (or an interrupt); returns the faults still in
+/// force.
 fn drive_faults(
     nem: &mut Nemesis,
     steps: &[Step],
     start: Instant,
     time_limit: Duration,
-) -> Option<Active> {
+) -> Vec<Active> {
     let mut pending = steps.iter().peekable();
-    let mut active: Option<(Active, Duration)> = None;
+    let mut active: Vec<(Active, Duration)> = Vec::new();
     while start.elapsed() < time_limit && !interrupted() {
         nem.notice_crashes();
         let now = start.elapsed();
-        if active.as_ref().is_some_and(|(_, until)| now >= *until) {
-            if let Some((a, _)) = active.take() {
-                nem.stop(a);
-            }
+        let (due, rest): (Vec<_>, Vec<_>) =
+            active.into_iter().partition(|(_, until)| now >= *until);
+        active = rest;
+        for (a, _) in due {
+            nem.stop(a);
         }
-        if active.is_none() {
-            if let Some(step) = pending.next_if(|s| now >= s.at) {
-                active = nem.start(step).map(|a| (a, step.at + step.hold));
+        while let Some(step) = pending.next_if(|s| now >= s.at) {
+            if let Some(a) = nem.start(step) {
+                active.push((a, step.at + step.hold));
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    active.map(|(a, _)| a)
+    active.into_iter().map(|(a, _)| a).collect()
+}
+
+/// ok / fail / info per function, for run.json.
+fn by_function_json(by_f: &[[u64; 3]; 3]) -> Value {
+    let m: serde_json::Map<String, Value> = workload::FUNCTIONS
+        .iter()
+        .zip(by_f)
+        .map(|(f, [ok, fail, info])| (f.to_string(), json!({"ok": ok, "fail": fail, "info": info})))
+        .collect();
+    Value::Object(m)
+}
+
+/// `read 97% ok, write 88% ok, cas 41% ok (of 1200)`: the share of each function that succeeded.
+fn success_line(by_f: &[[u64; 3]; 3]) -> String {
+    workload::FUNCTIONS
+        .iter()
+        .zip(by_f)
+        .map(|(f, [ok, fail, info])| {
+            let total = ok + fail + info;
+            let pct = if total == 0 {
+                0.0
+            } else {
+                100.0 * *ok as f64 / total as f64
+            };
+            format!("{f} {pct:.0}% of {total}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Waits until every node answers `status` (`timeout` in all); returns the complaints.

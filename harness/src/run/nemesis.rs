@@ -1,48 +1,91 @@
 //! The nemesis: carries out the schedule's faults on the cluster and the network, and records
-//! every start and stop as a `nemesis` event in the history.
+//! every start and stop as a `nemesis` event in the history. Faults may overlap: each one in
+//! force is an [`Active`] with what undoing it takes.
 //!
-//! Events (type `info`, process `nemesis`):
-//! - `pause` / `resume`, value `{"node": "n3", "leader": bool}`: SIGSTOP / SIGCONT;
-//! - `kill` / `restart`, value `{"node": "n3", "leader": bool}`: SIGKILL / start on the same
-//!   data directory;
-//! - `partition` / `heal`, value `{"shape": "halves", "groups": [["n1","n2"],["n3","n4","n5"]],
+//! Events (type `info`, process `nemesis`), `f` first:
+//! - `pause` / `resume`, value `{"nodes": ["n1","n3"], "targets": "minority", "leader": "n1"}`:
+//!   SIGSTOP / SIGCONT of each node's process group (`leader`: the leader found when the fault
+//!   started, if it was asked);
+//! - `kill` / `restart`, the same value: SIGKILL / start on the same data directory;
+//! - `kill-all` / `restart`: every node killed at once, all restarted;
+//! - `partition` / `heal`, value `{"id": 3, "shape": "halves", "groups": [["n1","n2"],["n3","n4","n5"]],
 //!   "blocked": [["n1","n3"], ...]}` (`groups` only for shapes made of disjoint groups; `blocked`
-//!   lists the held directed links);
-//! - `delay` / `undelay`, value `{"links": [["n1","n2"], ...], "base_ms": 50, "jitter_ms": 20}`;
+//!   lists the held directed links; `node`, `leader` and `direction` for isolate and one-way);
+//! - `client-partition` / `client-heal`, value `{"id": 4, "nodes": ["n2"], "clients": [0, 3]}`:
+//!   both directions between those workers and those nodes held;
+//! - `delay` / `undelay`, value `{"id": 5, "links": [["n1","n2"], ...], "base_ms": 50, "jitter_ms": 20}`;
+//! - any fault kind with `"skipped": "<why>"`: a scheduled fault that could not be carried out
+//!   (its targets were already down, say): nothing was done;
 //! - `crash`, value `{"node": "n2", "status": "exit code 101"}`: a node exited on its own (not a
-//!   fault we injected: a finding about the system under test).
+//!   fault we injected: a finding about the system under test, and the run fails).
 
 use super::client;
-use super::launcher::{Cluster, NodeState};
-use super::network::Network;
+use super::launcher::{log_tail, Cluster, NodeState};
+use super::network::{NetFault, Network};
 use super::progress::{say, Progress};
 use super::recorder::{Event, EventType, Process, Recorder};
-use super::schedule::{self, Fault, Partition, Step, Target};
+use super::schedule::{self, Fault, Partition, Step, Target, Targets};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A fault in force, and what undoing it takes.
+/// A fault in force (`id`: its number in the history's events), and what undoing it takes.
 #[derive(Debug, Clone)]
-pub enum Active {
-    Paused(usize),
-    Killed(usize),
-    Partitioned,
-    Delayed(Vec<(usize, usize)>),
+pub struct Active {
+    pub id: u64,
+    undo: Undo,
+}
+
+#[derive(Debug, Clone)]
+enum Undo {
+    /// Resume the nodes this fault paused.
+    Resume(Vec<usize>),
+    /// Restart the nodes this fault killed.
+    Restart(Vec<usize>),
+    /// Lift the network fault (`id` in the [`Network`]), recording `event`.
+    Net { event: &'static str },
 }
 
 /// The nemesis' tools and tallies.
 pub struct Nemesis<'a> {
     pub cluster: &'a mut Cluster,
-    pub net: &'a Network,
+    pub net: &'a mut Network,
     pub rec: &'a Recorder,
     pub progress: &'a Progress,
-    /// How many faults of each kind (and partition shape) were started.
+    /// How many faults of each kind (and `partition:<shape>`, `kill:<targets>`) were started.
     pub counts: BTreeMap<String, u64>,
+    /// Scheduled faults that were not carried out, and why.
+    pub skipped: Vec<Value>,
+    /// What went wrong with the nodes: unbidden exits and failed restarts, each with the node,
+    /// the time and the last lines of its log.
+    pub failures: Vec<String>,
+    /// Descriptions of the faults in force, by id, for the progress line.
+    pub in_force: BTreeMap<u64, String>,
+    next_id: u64,
 }
 
-impl Nemesis<'_> {
-    fn event(&self, f: &str, value: Value) {
+impl<'a> Nemesis<'a> {
+    pub fn new(
+        cluster: &'a mut Cluster,
+        net: &'a mut Network,
+        rec: &'a Recorder,
+        progress: &'a Progress,
+    ) -> Nemesis<'a> {
+        Nemesis {
+            cluster,
+            net,
+            rec,
+            progress,
+            counts: BTreeMap::new(),
+            skipped: Vec::new(),
+            failures: Vec::new(),
+            in_force: BTreeMap::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Records a nemesis event; returns its time in the history (ns).
+    fn event(&self, f: &str, value: Value) -> u64 {
         self.rec.record(Event {
             process: Process::Nemesis,
             ty: EventType::Info,
@@ -50,15 +93,26 @@ impl Nemesis<'_> {
             key: None,
             value,
             error: None,
-        });
+            node: None,
+        })
     }
 
     fn count(&mut self, what: &str) {
         *self.counts.entry(what.to_string()).or_default() += 1;
     }
 
+    fn show(&self) {
+        let line = self
+            .in_force
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" + ");
+        self.progress.set_fault(line);
+    }
+
     /// The current leader among running nodes: the node that says it leads with the highest
-    /// term. Nodes are asked in parallel (300 ms each at most).
+    /// term. Nodes are asked in parallel (300 ms each at most), on their real client ports.
     pub fn find_leader(&self) -> Option<usize> {
         let addrs: Vec<(usize, std::net::SocketAddr)> = (0..self.cluster.len())
             .filter(|&i| self.cluster.state(i) == NodeState::Running)
@@ -83,14 +137,30 @@ impl Nemesis<'_> {
             .map(|(i, _)| i)
     }
 
-    fn resolve(&self, t: Target) -> (usize, bool) {
+    fn resolve_one(&self, t: Target) -> (usize, Option<usize>) {
         match t {
-            Target::Node(i) => (i, false),
+            Target::Node(i) => (i, None),
             Target::Leader { fallback } => match self.find_leader() {
-                Some(i) => (i, true),
-                None => (fallback, false),
+                Some(i) => (i, Some(i)),
+                None => (fallback, None),
             },
         }
+    }
+
+    fn resolve(&self, t: &Targets) -> (Vec<usize>, Option<usize>) {
+        let leader = if t.wants_leader() {
+            self.find_leader()
+        } else {
+            None
+        };
+        (t.resolve(self.cluster.len(), leader), leader)
+    }
+
+    fn ids(&self, nodes: &[usize]) -> Vec<String> {
+        nodes
+            .iter()
+            .map(|&i| self.cluster.id(i).to_string())
+            .collect()
     }
 
     fn names(&self, pairs: &[(usize, usize)]) -> Value {
@@ -100,49 +170,81 @@ impl Nemesis<'_> {
             .collect::<Vec<_>>())
     }
 
-    /// Starts a scheduled fault. Returns what is in force (`None` if nothing could be done).
+    fn skip(&mut self, f: &str, mut value: Value, why: String) {
+        value["skipped"] = json!(why);
+        self.event(f, value.clone());
+        value["f"] = json!(f);
+        self.skipped.push(value);
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Starts a scheduled fault. Returns what is in force (`None` if nothing could be done; the
+    /// skip is recorded).
     pub fn start(&mut self, step: &Step) -> Option<Active> {
         let n = self.cluster.len();
         match &step.fault {
-            Fault::Pause { target } => {
-                let (i, leader) = self.resolve(*target);
-                if !self.cluster.pause(i) {
+            Fault::Pause { targets } => {
+                let (nodes, leader) = self.resolve(targets);
+                let value = json!({"nodes": self.ids(&nodes), "targets": targets.name(),
+                                   "leader": leader.map(|l| self.cluster.id(l))});
+                let paused: Vec<usize> = nodes
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.cluster.pause(i))
+                    .collect();
+                if paused.is_empty() {
+                    self.skip("pause", value, "no target node was running".into());
                     return None;
                 }
                 self.count("pause");
-                let id = self.cluster.id(i).to_string();
-                self.event("pause", json!({"node": id, "leader": leader}));
-                self.progress.set_fault(format!("pause {id}"));
-                Some(Active::Paused(i))
+                self.count(&format!("pause:{}", targets.name()));
+                let id = self.take_id();
+                let mut value = value;
+                value["nodes"] = json!(self.ids(&paused));
+                value["id"] = json!(id);
+                self.event("pause", value);
+                self.in_force
+                    .insert(id, format!("pause {}", self.ids(&paused).join(",")));
+                self.show();
+                Some(Active {
+                    id,
+                    undo: Undo::Resume(paused),
+                })
             }
-            Fault::Kill { target } => {
-                let (i, leader) = self.resolve(*target);
-                if self.cluster.state(i) == NodeState::Down {
-                    return None;
-                }
-                self.cluster.kill(i);
-                self.count("kill");
-                let id = self.cluster.id(i).to_string();
-                self.event("kill", json!({"node": id, "leader": leader}));
-                self.progress.set_fault(format!("kill {id}"));
-                Some(Active::Killed(i))
+            Fault::Kill { targets } => {
+                let (nodes, leader) = self.resolve(targets);
+                let value = json!({"nodes": self.ids(&nodes), "targets": targets.name(),
+                                   "leader": leader.map(|l| self.cluster.id(l))});
+                self.kill(nodes, value, "kill")
+            }
+            Fault::KillAll => {
+                let nodes: Vec<usize> = (0..n).collect();
+                let value = json!({"nodes": self.ids(&nodes), "targets": "all"});
+                self.kill(nodes, value, "kill-all")
             }
             Fault::Partition(p) => {
                 let (target, leader) = match p {
                     Partition::Isolate { target } | Partition::OneWay { target, .. } => {
-                        self.resolve(*target)
+                        self.resolve_one(*target)
                     }
-                    _ => (0, false),
+                    _ => (0, None),
                 };
                 let blocked = schedule::blocked_links(p, n, target);
-                if let Err(e) = self.net.partition(&blocked) {
+                let id = self.take_id();
+                if let Err(e) = self.net.add(id, NetFault::Partition(blocked.clone())) {
                     say(&format!("nemesis: {e:#}"));
+                    self.skip("partition", json!({}), format!("{e:#}"));
                     return None;
                 }
                 let shape = shape_name(p);
                 self.count("partition");
                 self.count(&format!("partition:{shape}"));
-                let mut value = json!({"shape": shape, "blocked": self.names(&blocked)});
+                let mut value = json!({"id": id, "shape": shape, "blocked": self.names(&blocked)});
                 if let Some(groups) = schedule::groups(p, n, target) {
                     let g: Vec<Vec<&str>> = groups
                         .iter()
@@ -152,20 +254,64 @@ impl Nemesis<'_> {
                 }
                 if matches!(p, Partition::Isolate { .. } | Partition::OneWay { .. }) {
                     value["node"] = json!(self.cluster.id(target));
-                    value["leader"] = json!(leader);
+                    value["leader"] = json!(leader.is_some());
                 }
                 if let Partition::OneWay { inbound, .. } = p {
                     value["direction"] = json!(if *inbound { "inbound" } else { "outbound" });
                 }
                 self.event("partition", value);
                 let what = match p {
-                    Partition::Isolate { .. } | Partition::OneWay { .. } => {
-                        format!("partition {shape} {}", self.cluster.id(target))
+                    Partition::OneWay { inbound, .. } => format!(
+                        "one-way {} {}",
+                        if *inbound { "into" } else { "out of" },
+                        self.cluster.id(target)
+                    ),
+                    Partition::Isolate { .. } => {
+                        format!("isolate {}", self.cluster.id(target))
                     }
                     _ => format!("partition {shape}"),
                 };
-                self.progress.set_fault(what);
-                Some(Active::Partitioned)
+                self.in_force.insert(id, what);
+                self.show();
+                Some(Active {
+                    id,
+                    undo: Undo::Net { event: "heal" },
+                })
+            }
+            Fault::ClientPartition { targets, clients } => {
+                let (nodes, leader) = self.resolve(targets);
+                let pairs: Vec<(usize, usize)> = clients
+                    .iter()
+                    .flat_map(|&w| nodes.iter().map(move |&i| (w, i)))
+                    .collect();
+                let id = self.take_id();
+                if let Err(e) = self.net.add(id, NetFault::ClientCut(pairs)) {
+                    say(&format!("nemesis: {e:#}"));
+                    self.skip("client-partition", json!({}), format!("{e:#}"));
+                    return None;
+                }
+                self.count("client-partition");
+                self.event(
+                    "client-partition",
+                    json!({"id": id, "nodes": self.ids(&nodes), "clients": clients,
+                           "targets": targets.name(),
+                           "leader": leader.map(|l| self.cluster.id(l))}),
+                );
+                self.in_force.insert(
+                    id,
+                    format!(
+                        "cut {} client(s) from {}",
+                        clients.len(),
+                        self.ids(&nodes).join(",")
+                    ),
+                );
+                self.show();
+                Some(Active {
+                    id,
+                    undo: Undo::Net {
+                        event: "client-heal",
+                    },
+                })
             }
             Fault::Delay {
                 nodes,
@@ -178,68 +324,140 @@ impl Nemesis<'_> {
                         a != b && (nodes.is_empty() || nodes.contains(&a) || nodes.contains(&b))
                     })
                     .collect();
-                let base = Duration::from_millis(*base_ms);
-                let jitter = Duration::from_millis(*jitter_ms);
-                if let Err(e) = self.net.delay(&links, base, jitter) {
+                let id = self.take_id();
+                let fault = NetFault::Delay {
+                    links: links.clone(),
+                    base: Duration::from_millis(*base_ms),
+                    jitter: Duration::from_millis(*jitter_ms),
+                };
+                if let Err(e) = self.net.add(id, fault) {
                     say(&format!("nemesis: {e:#}"));
+                    self.skip("delay", json!({}), format!("{e:#}"));
                     return None;
                 }
                 self.count("delay");
                 self.event(
                     "delay",
-                    json!({"links": self.names(&links), "base_ms": base_ms, "jitter_ms": jitter_ms}),
+                    json!({"id": id, "links": self.names(&links), "base_ms": base_ms,
+                           "jitter_ms": jitter_ms}),
                 );
                 let on = match nodes.as_slice() {
                     [] => "all links".to_string(),
                     [i] => format!("{}'s links", self.cluster.id(*i)),
                     _ => "some links".to_string(),
                 };
-                self.progress
-                    .set_fault(format!("delay {base_ms}±{jitter_ms}ms on {on}"));
-                Some(Active::Delayed(links))
+                self.in_force
+                    .insert(id, format!("delay {base_ms}±{jitter_ms}ms on {on}"));
+                self.show();
+                Some(Active {
+                    id,
+                    undo: Undo::Net { event: "undelay" },
+                })
             }
         }
+    }
+
+    fn kill(&mut self, nodes: Vec<usize>, value: Value, f: &str) -> Option<Active> {
+        let up: Vec<usize> = nodes
+            .into_iter()
+            .filter(|&i| self.cluster.state(i) != NodeState::Down)
+            .collect();
+        if up.is_empty() {
+            self.skip(f, value, "every target node was already down".into());
+            return None;
+        }
+        // As close to simultaneous as signals get: SIGKILL every target first, reap after.
+        self.cluster.kill_many(&up);
+        self.count(f);
+        if f == "kill" {
+            if let Some(t) = value["targets"].as_str() {
+                self.count(&format!("kill:{t}"));
+            }
+        }
+        let id = self.take_id();
+        let mut value = value;
+        value["nodes"] = json!(self.ids(&up));
+        value["id"] = json!(id);
+        self.event(f, value);
+        self.in_force
+            .insert(id, format!("{f} {}", self.ids(&up).join(",")));
+        self.show();
+        Some(Active {
+            id,
+            undo: Undo::Restart(up),
+        })
     }
 
     /// Undoes a fault.
     pub fn stop(&mut self, active: Active) {
-        match active {
-            Active::Paused(i) => {
-                self.cluster.resume(i);
-                self.event("resume", json!({"node": self.cluster.id(i)}));
+        let id = active.id;
+        match active.undo {
+            Undo::Resume(nodes) => {
+                let resumed: Vec<usize> = nodes
+                    .into_iter()
+                    .filter(|&i| self.cluster.resume(i))
+                    .collect();
+                if !resumed.is_empty() {
+                    self.event("resume", json!({"id": id, "nodes": self.ids(&resumed)}));
+                }
             }
-            Active::Killed(i) => self.restart(i, "restart"),
-            Active::Partitioned => {
-                self.net.heal_all();
-                self.event("heal", json!({}));
+            Undo::Restart(nodes) => {
+                // A node restarted meanwhile (by an overlapping fault's end) stays as it is.
+                let down: Vec<usize> = nodes
+                    .into_iter()
+                    .filter(|&i| self.cluster.state(i) == NodeState::Down)
+                    .collect();
+                self.restart(&down, "restart", Some(id));
             }
-            Active::Delayed(links) => {
-                self.net.heal_all();
-                self.event("undelay", json!({"links": self.names(&links)}));
+            Undo::Net { event } => {
+                if let Err(e) = self.net.remove(id) {
+                    say(&format!("nemesis: {e:#}"));
+                }
+                self.event(event, json!({"id": id}));
             }
         }
-        self.progress.set_fault("");
+        self.in_force.remove(&id);
+        self.show();
     }
 
-    fn restart(&mut self, i: usize, why: &str) {
-        let id = self.cluster.id(i).to_string();
-        match self.cluster.spawn(i, why) {
-            Ok(()) => self.event("restart", json!({"node": id})),
-            Err(e) => {
-                say(&format!("nemesis: cannot restart {id}: {e:#}"));
-                self.event("restart", json!({"node": id, "error": format!("{e:#}")}));
+    /// Restarts `nodes` (which are down); a node that cannot be started is a failure of the run.
+    fn restart(&mut self, nodes: &[usize], why: &str, id: Option<u64>) {
+        let mut started = Vec::new();
+        for &i in nodes {
+            let id = self.cluster.id(i).to_string();
+            match self.cluster.spawn(i, why) {
+                Ok(()) => started.push(id),
+                Err(e) => {
+                    let t =
+                        self.event("restart", json!({"nodes": [id], "error": format!("{e:#}")}));
+                    let msg = format!(
+                        "node {id} could not be restarted at {:.1}s: {e:#}",
+                        t as f64 / 1e9
+                    );
+                    say(&format!("nemesis: {msg}"));
+                    self.failures.push(msg);
+                }
             }
+        }
+        if !started.is_empty() {
+            self.event("restart", json!({"id": id, "nodes": started}));
         }
     }
 
-    /// Records and reports nodes that exited on their own.
+    /// Records and reports nodes that exited on their own: each is a failure of the run.
     pub fn notice_crashes(&mut self) {
         for (i, status) in self.cluster.reap_exited() {
             let id = self.cluster.id(i).to_string();
-            say(&format!(
-                "node {id} exited on its own ({status}); see nodes/{id}.log"
-            ));
-            self.event("crash", json!({"node": id, "status": status}));
+            let t = self.event("crash", json!({"node": id, "status": status}));
+            let log = self.cluster.spec(i).log.clone();
+            let msg = format!(
+                "node {id} exited on its own at {:.1}s ({status}); last lines of {}:\n{}",
+                t as f64 / 1e9,
+                log.display(),
+                log_tail(&log, 10)
+            );
+            say(&format!("harness run: {msg}"));
+            self.failures.push(msg);
         }
     }
 
@@ -250,27 +468,40 @@ impl Nemesis<'_> {
             self.event("heal", json!({"final": true}));
         }
         self.notice_crashes();
+        let mut down = Vec::new();
         for i in 0..self.cluster.len() {
             match self.cluster.state(i) {
                 NodeState::Paused => {
                     self.cluster.resume(i);
-                    self.event("resume", json!({"node": self.cluster.id(i), "final": true}));
+                    self.event(
+                        "resume",
+                        json!({"nodes": [self.cluster.id(i)], "final": true}),
+                    );
                 }
-                NodeState::Down => self.restart(i, "final recovery"),
+                NodeState::Down => down.push(i),
                 NodeState::Running => {}
             }
         }
-        self.progress.set_fault("");
+        self.restart(&down, "final recovery", None);
+        self.in_force.clear();
+        self.show();
     }
 }
 
-/// The fault counts as one line: `pause 2, kill 1, partition 3 (halves 1, bridge 2)`.
+/// The fault counts as one line: `pause 2 (one 1, majority 1), kill 1, partition 3 (halves 1, ...)`.
 pub fn counts_line(counts: &BTreeMap<String, u64>) -> String {
     if counts.is_empty() {
         return "none".into();
     }
     let mut parts = Vec::new();
-    for kind in ["pause", "kill", "partition", "delay"] {
+    for kind in [
+        "pause",
+        "kill",
+        "kill-all",
+        "partition",
+        "client-partition",
+        "delay",
+    ] {
         let Some(&c) = counts.get(kind) else { continue };
         let shapes: Vec<String> = counts
             .iter()

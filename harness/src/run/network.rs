@@ -1,26 +1,66 @@
-//! The nodes' network: one proxy listener per directed link i->j (node i is told that peer j
-//! lives there), so the nemesis can hold, delay and heal any directed link.
+//! The network: one proxy listener per directed link i->j between nodes (node i is told that
+//! peer j lives there), and one per (client worker, node) pair in front of the node's client
+//! port, so the nemesis can hold, delay and heal any directed link, between nodes or between a
+//! client and a node. The harness holds every listener for the whole run: a killed node's client
+//! port is never what a client dials, so another process that takes that port cannot answer in
+//! the node's name unnoticed (the client also checks the node's identity on connect).
+//!
+//! Faults compose: the wanted state of every link is computed from all the network faults in
+//! force (held wins over delayed), and only the links whose state changes are touched.
 
 use super::args::HealMode;
 use anyhow::{Context, Result};
 use proxy::{LinkId, LinkState, Proxy, ProxyConfig};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The proxy plus the node naming it needs.
+/// The name of worker `w`'s endpoint in link names (`c3 -> n1`).
+pub fn client_name(w: usize) -> String {
+    format!("c{w}")
+}
+
+/// The endpoint name of the client that makes the final reads.
+pub const FINAL_CLIENT: &str = "cfinal";
+
+/// A network fault in force.
+#[derive(Debug, Clone)]
+pub enum NetFault {
+    /// Directed node links held.
+    Partition(Vec<(usize, usize)>),
+    /// Both directions between these (worker, node) pairs held.
+    ClientCut(Vec<(usize, usize)>),
+    /// Directed node links delayed.
+    Delay {
+        links: Vec<(usize, usize)>,
+        base: Duration,
+        jitter: Duration,
+    },
+}
+
+/// The proxy plus the naming it needs.
 pub struct Network {
     proxy: Proxy,
     ids: Vec<String>,
     /// `peer[i][j]`: where node i dials node j.
     peer: Vec<Vec<Option<SocketAddr>>>,
+    /// `client[w][i]`: where worker w dials node i's client port.
+    client: Vec<Vec<SocketAddr>>,
+    /// Where the final-read client dials node i.
+    final_client: Vec<SocketAddr>,
+    /// Faults in force, by the id the nemesis gave them.
+    faults: BTreeMap<u64, NetFault>,
 }
 
 impl Network {
-    /// Opens a listener for every directed pair of nodes, forwarding to `peer_listen[j]`.
+    /// Opens a listener for every directed pair of nodes, forwarding to `peer_listen[j]`, and for
+    /// every (worker, node) pair, forwarding to `client_listen[i]`.
     pub fn start(
         ids: &[String],
         peer_listen: &[SocketAddr],
+        client_listen: &[SocketAddr],
+        workers: usize,
         heal: HealMode,
         seed: u64,
     ) -> Result<Network> {
@@ -44,10 +84,26 @@ impl Network {
                 }
             }
         }
+        let client_links = |name: &str| -> Result<Vec<SocketAddr>> {
+            (0..n)
+                .map(|i| {
+                    proxy
+                        .add_link(LinkId::new(name, ids[i].as_str()), client_listen[i])
+                        .with_context(|| format!("opening the proxy link {name}->{}", ids[i]))
+                })
+                .collect()
+        };
+        let client = (0..workers)
+            .map(|w| client_links(&client_name(w)))
+            .collect::<Result<Vec<_>>>()?;
+        let final_client = client_links(FINAL_CLIENT)?;
         Ok(Network {
             proxy,
             ids: ids.to_vec(),
             peer,
+            client,
+            final_client,
+            faults: BTreeMap::new(),
         })
     }
 
@@ -56,29 +112,39 @@ impl Network {
         self.peer.get(i).and_then(|r| r.get(j)).copied().flatten()
     }
 
-    fn links(&self, pairs: &[(usize, usize)]) -> Vec<LinkId> {
-        pairs
-            .iter()
-            .map(|&(a, b)| LinkId::new(self.ids[a].as_str(), self.ids[b].as_str()))
-            .collect()
+    /// Where worker `w` dials each node's client port.
+    pub fn client_addrs(&self, w: usize) -> Vec<SocketAddr> {
+        self.client.get(w).cloned().unwrap_or_default()
     }
 
-    /// Holds exactly the directed links `pairs` (every other held link is healed).
-    pub fn partition(&self, pairs: &[(usize, usize)]) -> Result<()> {
-        self.proxy
-            .partition(self.links(pairs))
-            .context("setting a partition")
+    /// Where the final-read client dials each node.
+    pub fn final_client_addrs(&self) -> Vec<SocketAddr> {
+        self.final_client.clone()
     }
 
-    /// Delays the directed links `pairs`.
-    pub fn delay(&self, pairs: &[(usize, usize)], base: Duration, jitter: Duration) -> Result<()> {
-        self.proxy
-            .delay(self.links(pairs), base, jitter)
-            .context("setting delays")
+    fn link(&self, a: usize, b: usize) -> LinkId {
+        LinkId::new(self.ids[a].as_str(), self.ids[b].as_str())
     }
 
-    /// Every link back to pass.
-    pub fn heal_all(&self) {
+    /// Puts fault `id` in force, on top of the others.
+    pub fn add(&mut self, id: u64, fault: NetFault) -> Result<()> {
+        self.faults.insert(id, fault);
+        self.apply()
+    }
+
+    /// Lifts fault `id`; links no other fault holds go back to pass (or to a delay still in
+    /// force).
+    pub fn remove(&mut self, id: u64) -> Result<()> {
+        if self.faults.remove(&id).is_some() {
+            self.apply()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Every fault lifted, every link back to pass.
+    pub fn heal_all(&mut self) {
+        self.faults.clear();
         self.proxy.heal_all();
     }
 
@@ -90,12 +156,92 @@ impl Network {
             .any(|s| s.state != LinkState::Pass)
     }
 
+    /// The state every link should have with the faults in force.
+    fn wanted(&self) -> BTreeMap<LinkId, LinkState> {
+        let mut want = BTreeMap::new();
+        for f in self.faults.values() {
+            if let NetFault::Delay {
+                links,
+                base,
+                jitter,
+            } = f
+            {
+                for &(a, b) in links {
+                    want.insert(
+                        self.link(a, b),
+                        LinkState::Delay {
+                            base: *base,
+                            jitter: *jitter,
+                        },
+                    );
+                }
+            }
+        }
+        for f in self.faults.values() {
+            match f {
+                NetFault::Partition(links) => {
+                    for &(a, b) in links {
+                        want.insert(self.link(a, b), LinkState::Hold);
+                    }
+                }
+                NetFault::ClientCut(pairs) => {
+                    for &(w, i) in pairs {
+                        let c = client_name(w);
+                        let id = self.ids[i].as_str();
+                        want.insert(LinkId::new(c.as_str(), id), LinkState::Hold);
+                        want.insert(LinkId::new(id, c.as_str()), LinkState::Hold);
+                    }
+                }
+                NetFault::Delay { .. } => {}
+            }
+        }
+        want
+    }
+
+    fn apply(&self) -> Result<()> {
+        let want = self.wanted();
+        for (link, stats) in self.proxy.stats() {
+            let state = want.get(&link).copied().unwrap_or(LinkState::Pass);
+            if stats.state != state {
+                self.proxy
+                    .set(&link, state)
+                    .with_context(|| format!("setting {link} to {state:?}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Node-to-node links whose listener never accepted a connection: with both ends running
+    /// for the whole run, that means the nodes talked some other way (or not at all), and
+    /// partitions on that link cut nothing.
+    pub fn silent_node_links(&self) -> Vec<String> {
+        let stats = self.proxy.stats();
+        let n = self.ids.len();
+        let mut silent = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                if i == j {
+                    continue;
+                }
+                let link = self.link(i, j);
+                if stats
+                    .get(&link)
+                    .is_some_and(|s| s.listen_addr.is_some() && s.connections_total == 0)
+                {
+                    silent.push(link.to_string());
+                }
+            }
+        }
+        silent
+    }
+
     /// Per-link counters, for run.json.
     pub fn stats_json(&self) -> Value {
         let links: serde_json::Map<String, Value> = self
             .proxy
             .stats()
             .into_iter()
+            .filter(|(_, s)| s.connections_total > 0 || s.bytes > 0 || s.listen_addr.is_some())
             .map(|(link, s)| {
                 (
                     link.to_string(),

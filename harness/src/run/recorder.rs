@@ -53,6 +53,9 @@ pub struct Event {
     pub key: Option<String>,
     pub value: serde_json::Value,
     pub error: Option<String>,
+    /// On a client completion: the node that answered (or was tried last). Optional in the
+    /// format and ignored by the check; reports use it to show which node served what.
+    pub node: Option<String>,
 }
 
 struct Stamped {
@@ -79,6 +82,9 @@ impl Serialize for Stamped {
         m.serialize_entry("value", &e.value)?;
         if let Some(err) = &e.error {
             m.serialize_entry("error", err)?;
+        }
+        if let Some(node) = &e.node {
+            m.serialize_entry("node", node)?;
         }
         m.end()
     }
@@ -215,6 +221,7 @@ mod tests {
             key: Some("k1".into()),
             value: json!("v7"),
             error: None,
+            node: None,
         });
         rec.record(Event {
             process: Process::Nemesis,
@@ -223,6 +230,7 @@ mod tests {
             key: None,
             value: json!({"groups": [["n1"], ["n2"]]}),
             error: None,
+            node: None,
         });
         rec.record(Event {
             process: Process::Client(3),
@@ -231,6 +239,7 @@ mod tests {
             key: Some("k1".into()),
             value: json!("v7"),
             error: Some("timeout".into()),
+            node: None,
         });
         assert_eq!(writer.finish()?, 3);
         let text = std::fs::read_to_string(&path)?;

@@ -1,7 +1,13 @@
 //! The fault schedule: drawn up front from the seed, so the same seed gives the same schedule.
 //!
-//! Faults run one at a time: each step starts a fault at `at`, holds it for `hold`, then heals
-//! it; the next step starts after a gap. The mean cycle (fault plus gap) is the nemesis interval.
+//! Kinds are dealt like a shuffled deck: every selected kind (and for `partition`, both the
+//! symmetric shapes and the one-way cut) comes up once before any comes up twice, so a run long
+//! enough for one round of the deck exercises every selected fault. Each step starts a fault at
+//! `at` and heals it after `hold`; the next main step starts after a gap, the mean cycle being
+//! the nemesis interval. With probability `overlap`, a second fault is drawn from the deck to
+//! start while the main one is in force, so faults compose (a kill during a partition, a pause
+//! during a client partition, ...).
+//!
 //! Everything random is drawn here (targets, permutations, delays); only "the leader" is resolved
 //! at run time, falling back to a node drawn here when no leader answers.
 
@@ -12,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::time::Duration;
 
-/// Which node a fault hits.
+/// Which node a single-node fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
@@ -20,6 +26,89 @@ pub enum Target {
     Node(usize),
     /// The current leader (found through `status`), else the fallback node.
     Leader { fallback: usize },
+}
+
+/// Which nodes a process fault (pause, kill) hits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "set")]
+pub enum Targets {
+    /// One node.
+    One { target: Target },
+    /// A minority (`(n-1)/2` nodes, at least one), the leader among them when `with_leader`.
+    Minority {
+        order: Vec<usize>,
+        with_leader: bool,
+    },
+    /// A majority (`n/2+1` nodes), the leader among them when `with_leader`.
+    Majority {
+        order: Vec<usize>,
+        with_leader: bool,
+    },
+    /// Every node.
+    All,
+    /// A subset drawn here (non-empty).
+    Subset { nodes: Vec<usize> },
+}
+
+impl Targets {
+    /// The set's name in history events and counts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Targets::One {
+                target: Target::Leader { .. },
+            } => "leader",
+            Targets::One { .. } => "one",
+            Targets::Minority { .. } => "minority",
+            Targets::Majority { .. } => "majority",
+            Targets::All => "all",
+            Targets::Subset { .. } => "subset",
+        }
+    }
+
+    /// The node indices, given the leader found at run time (if any).
+    pub fn resolve(&self, nodes: usize, leader: Option<usize>) -> Vec<usize> {
+        let take = |order: &[usize], k: usize, with_leader: bool| -> Vec<usize> {
+            let mut v: Vec<usize> = Vec::with_capacity(k);
+            if let (true, Some(l)) = (with_leader, leader) {
+                v.push(l);
+            }
+            for &x in order {
+                if v.len() >= k {
+                    break;
+                }
+                if !v.contains(&x) {
+                    v.push(x);
+                }
+            }
+            v.sort_unstable();
+            v
+        };
+        match self {
+            Targets::One {
+                target: Target::Node(i),
+            } => vec![*i],
+            Targets::One {
+                target: Target::Leader { fallback },
+            } => vec![leader.unwrap_or(*fallback)],
+            Targets::Minority { order, with_leader } => {
+                take(order, ((nodes - 1) / 2).max(1), *with_leader)
+            }
+            Targets::Majority { order, with_leader } => take(order, nodes / 2 + 1, *with_leader),
+            Targets::All => (0..nodes).collect(),
+            Targets::Subset { nodes } => nodes.clone(),
+        }
+    }
+
+    /// Whether resolving needs the current leader.
+    pub fn wants_leader(&self) -> bool {
+        match self {
+            Targets::One { target } => matches!(target, Target::Leader { .. }),
+            Targets::Minority { with_leader, .. } | Targets::Majority { with_leader, .. } => {
+                *with_leader
+            }
+            Targets::All | Targets::Subset { .. } => false,
+        }
+    }
 }
 
 /// A partition shape, over node indices.
@@ -44,18 +133,40 @@ pub enum Partition {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Fault {
     Pause {
-        target: Target,
+        targets: Targets,
     },
     Kill {
-        target: Target,
+        targets: Targets,
     },
+    /// Every node killed at once, all restarted when the step ends.
+    KillAll,
     Partition(Partition),
+    /// Both directions between `clients` (worker indices) and `nodes` held.
+    ClientPartition {
+        targets: Targets,
+        clients: Vec<usize>,
+    },
     /// Latency on the links touching `nodes` (every link when `nodes` is empty).
     Delay {
         nodes: Vec<usize>,
         base_ms: u64,
         jitter_ms: u64,
     },
+}
+
+#[cfg(test)]
+impl Fault {
+    /// The kind's name, as in `--nemesis`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Fault::Pause { .. } => "pause",
+            Fault::Kill { .. } => "kill",
+            Fault::KillAll => "kill-all",
+            Fault::Partition(_) => "partition",
+            Fault::ClientPartition { .. } => "client-partition",
+            Fault::Delay { .. } => "delay",
+        }
+    }
 }
 
 /// One step of the schedule.
@@ -67,6 +178,8 @@ pub struct Step {
     /// How long the fault stays before it is healed.
     #[serde(rename = "hold_ms", serialize_with = "ms")]
     pub hold: Duration,
+    /// Whether it was drawn to overlap the main step before it.
+    pub overlapping: bool,
     pub fault: Fault,
 }
 
@@ -74,12 +187,48 @@ fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
 
-/// Draws the schedule for a run of `time_limit` over `nodes` nodes.
+/// A card of the deck: a kind, and for partitions which family of shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Card {
+    Kind(FaultKind),
+    OneWay,
+}
+
+struct Deck {
+    cards: Vec<Card>,
+    left: Vec<Card>,
+}
+
+impl Deck {
+    fn new(kinds: &[FaultKind]) -> Deck {
+        let mut cards: Vec<Card> = kinds.iter().map(|&k| Card::Kind(k)).collect();
+        if kinds.contains(&FaultKind::Partition) {
+            cards.push(Card::OneWay);
+        }
+        Deck {
+            cards,
+            left: Vec::new(),
+        }
+    }
+
+    fn deal(&mut self, rng: &mut StdRng) -> Card {
+        if self.left.is_empty() {
+            self.left = self.cards.clone();
+            self.left.shuffle(rng);
+        }
+        // `cards` is never empty (checked by the caller), so neither is a refilled `left`.
+        self.left.pop().unwrap_or(Card::Kind(FaultKind::Pause))
+    }
+}
+
+/// Draws the schedule for a run of `time_limit` over `nodes` nodes and `clients` workers.
 pub fn generate(
     seed: u64,
     nodes: usize,
+    clients: usize,
     kinds: &[FaultKind],
     interval: Duration,
+    overlap: f64,
     time_limit: Duration,
 ) -> Vec<Step> {
     // A stream of its own: the workers' streams are derived from the seed differently.
@@ -88,23 +237,44 @@ pub fn generate(
     if kinds.is_empty() || nodes == 0 {
         return steps;
     }
+    let mut deck = Deck::new(kinds);
     let mut t = interval.mul_f64(rng.random_range(0.3..0.6));
     loop {
         let hold = interval.mul_f64(rng.random_range(0.4..0.7));
         let gap = interval.mul_f64(rng.random_range(0.3..0.6));
-        let kind = kinds[rng.random_range(0..kinds.len())];
-        let fault = draw(&mut rng, kind, nodes);
+        let card = deck.deal(&mut rng);
+        let fault = draw(&mut rng, card, nodes, clients);
         // The last fault may be cut short by the end of the run (everything is healed then).
         if t + Duration::from_millis(100) >= time_limit {
             break;
         }
         let hold = hold.min(time_limit - t);
-        steps.push(Step { at: t, hold, fault });
+        steps.push(Step {
+            at: t,
+            hold,
+            overlapping: false,
+            fault,
+        });
+        if rng.random_bool(overlap.clamp(0.0, 1.0)) {
+            let at = t + hold.mul_f64(rng.random_range(0.1..0.5));
+            let second_hold = hold.mul_f64(rng.random_range(0.3..0.6));
+            let card = deck.deal(&mut rng);
+            let fault = draw(&mut rng, card, nodes, clients);
+            if at + Duration::from_millis(100) < time_limit {
+                steps.push(Step {
+                    at,
+                    hold: second_hold.min(time_limit - at),
+                    overlapping: true,
+                    fault,
+                });
+            }
+        }
         t += hold + gap;
     }
     steps
 }
 
+/// The leader half the time: most protocol bugs live where the leader is.
 fn target(rng: &mut StdRng, nodes: usize) -> Target {
     let node = rng.random_range(0..nodes);
     if rng.random_bool(0.5) {
@@ -120,19 +290,41 @@ fn shuffled(rng: &mut StdRng, nodes: usize) -> Vec<usize> {
     v
 }
 
-fn draw(rng: &mut StdRng, kind: FaultKind, nodes: usize) -> Fault {
-    match kind {
-        FaultKind::Pause => Fault::Pause {
+/// A target set: one (a node or the leader) in 2 of 5, then a minority, a majority, all or a
+/// random subset.
+fn targets(rng: &mut StdRng, nodes: usize) -> Targets {
+    let order = shuffled(rng, nodes);
+    let with_leader = rng.random_bool(0.5);
+    let size = rng.random_range(1..=nodes);
+    let subset = {
+        let mut s = order[..size].to_vec();
+        s.sort_unstable();
+        s
+    };
+    match rng.random_range(0..10) {
+        0..4 => Targets::One {
             target: target(rng, nodes),
         },
-        FaultKind::Kill => Fault::Kill {
-            target: target(rng, nodes),
+        4 | 5 => Targets::Minority { order, with_leader },
+        6 | 7 => Targets::Majority { order, with_leader },
+        8 => Targets::All,
+        _ => Targets::Subset { nodes: subset },
+    }
+}
+
+fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
+    match card {
+        Card::Kind(FaultKind::Pause) => Fault::Pause {
+            targets: targets(rng, nodes),
         },
-        FaultKind::Partition => {
-            let shape = rng.random_range(0..6);
+        Card::Kind(FaultKind::Kill) => Fault::Kill {
+            targets: targets(rng, nodes),
+        },
+        Card::Kind(FaultKind::KillAll) => Fault::KillAll,
+        Card::Kind(FaultKind::Partition) => {
+            let shape = rng.random_range(0..5);
             let order = shuffled(rng, nodes);
             let node = rng.random_range(0..nodes);
-            let inbound = rng.random_bool(0.5);
             Fault::Partition(match shape {
                 0 => Partition::Halves { order },
                 1 => Partition::Isolate {
@@ -143,18 +335,33 @@ fn draw(rng: &mut StdRng, kind: FaultKind, nodes: usize) -> Fault {
                 },
                 3 if nodes >= 4 => Partition::MajoritiesRing { order },
                 4 if nodes >= 3 => Partition::Bridge { order },
-                3 | 4 => Partition::Halves { order },
-                _ => Partition::OneWay {
-                    target: if rng.random_bool(0.5) {
-                        Target::Leader { fallback: node }
-                    } else {
-                        Target::Node(node)
-                    },
-                    inbound,
-                },
+                _ => Partition::Halves { order },
             })
         }
-        FaultKind::Delay => {
+        Card::OneWay => {
+            let node = rng.random_range(0..nodes);
+            let inbound = rng.random_bool(0.5);
+            // The leader three times in four: a one-way cut around the leader is where a store
+            // most often mistakes silence for death.
+            let target = if rng.random_bool(0.75) {
+                Target::Leader { fallback: node }
+            } else {
+                Target::Node(node)
+            };
+            Fault::Partition(Partition::OneWay { target, inbound })
+        }
+        Card::Kind(FaultKind::ClientPartition) => {
+            let mut cs: Vec<usize> = (0..clients).collect();
+            cs.shuffle(rng);
+            let k = rng.random_range(1..=clients.max(1)).min(clients);
+            let mut clients = cs[..k].to_vec();
+            clients.sort_unstable();
+            Fault::ClientPartition {
+                targets: targets(rng, nodes),
+                clients,
+            }
+        }
+        Card::Kind(FaultKind::Delay) => {
             let base_ms = rng.random_range(10..=150);
             let jitter_ms = rng.random_range(0..=base_ms);
             let nodes = if rng.random_bool(0.5) {
@@ -242,28 +449,101 @@ pub fn groups(p: &Partition, nodes: usize, target: usize) -> Option<Vec<Vec<usiz
 mod tests {
     use super::*;
 
+    fn sched(seed: u64, kinds: &[FaultKind], overlap: f64) -> Vec<Step> {
+        generate(
+            seed,
+            5,
+            10,
+            kinds,
+            Duration::from_secs(4),
+            overlap,
+            Duration::from_secs(30),
+        )
+    }
+
     #[test]
     fn same_seed_same_schedule() {
-        let s = |seed| {
-            generate(
-                seed,
-                5,
-                &FaultKind::ALL,
-                Duration::from_secs(5),
-                Duration::from_secs(60),
-            )
-        };
-        assert_eq!(s(7), s(7));
-        assert_ne!(s(7), s(8));
-        assert!(s(7).len() >= 6);
-        for st in s(7) {
-            assert!(st.at + st.hold <= Duration::from_secs(60));
+        assert_eq!(
+            sched(7, &FaultKind::ALL, 0.4),
+            sched(7, &FaultKind::ALL, 0.4)
+        );
+        assert_ne!(
+            sched(7, &FaultKind::ALL, 0.4),
+            sched(8, &FaultKind::ALL, 0.4)
+        );
+        for st in sched(7, &FaultKind::ALL, 0.4) {
+            assert!(st.at + st.hold <= Duration::from_secs(30));
         }
     }
 
     #[test]
+    fn every_kind_is_dealt_in_a_default_run() {
+        for seed in 0..50 {
+            let s = sched(seed, &FaultKind::ALL, 0.4);
+            for kind in FaultKind::ALL {
+                assert!(
+                    s.iter().any(|st| st.fault.kind_name() == kind.name()),
+                    "seed {seed}: no {} in {s:?}",
+                    kind.name()
+                );
+            }
+            assert!(
+                s.iter()
+                    .any(|st| matches!(st.fault, Fault::Partition(Partition::OneWay { .. }))),
+                "seed {seed}: no one-way cut"
+            );
+        }
+    }
+
+    #[test]
+    fn overlap_draws_concurrent_faults() {
+        let s = sched(3, &FaultKind::ALL, 1.0);
+        let mut overlaps = 0;
+        for (i, a) in s.iter().enumerate() {
+            for b in &s[i + 1..] {
+                if b.at < a.at + a.hold {
+                    overlaps += 1;
+                }
+            }
+        }
+        assert!(overlaps >= 3, "{s:?}");
+        let none = sched(3, &FaultKind::ALL, 0.0);
+        assert!(none.iter().all(|st| !st.overlapping));
+    }
+
+    #[test]
     fn no_kinds_no_steps() {
-        assert!(generate(1, 5, &[], Duration::from_secs(1), Duration::from_secs(60)).is_empty());
+        assert!(sched(1, &[], 0.4).is_empty());
+    }
+
+    #[test]
+    fn target_sets_resolve() {
+        let order = vec![4, 2, 0, 1, 3];
+        let min = Targets::Minority {
+            order: order.clone(),
+            with_leader: true,
+        };
+        assert_eq!(min.resolve(5, Some(1)), vec![1, 4]);
+        assert_eq!(min.resolve(5, None), vec![2, 4]);
+        let maj = Targets::Majority {
+            order,
+            with_leader: false,
+        };
+        assert_eq!(maj.resolve(5, Some(1)), vec![0, 2, 4]);
+        assert_eq!(Targets::All.resolve(3, None), vec![0, 1, 2]);
+        let one = Targets::One {
+            target: Target::Leader { fallback: 2 },
+        };
+        assert_eq!(one.resolve(5, Some(0)), vec![0]);
+        assert_eq!(one.resolve(5, None), vec![2]);
+        assert_eq!(
+            Targets::Minority {
+                order: vec![0],
+                with_leader: false
+            }
+            .resolve(1, None),
+            vec![0]
+        );
     }
 
     fn reach(blocked: &[(usize, usize)], a: usize, b: usize) -> bool {

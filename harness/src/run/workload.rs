@@ -1,24 +1,35 @@
 //! Client workers: concurrent read/write/cas over a few keys, recorded as they go.
 //!
-//! Clients connect straight to the nodes' client ports (not through the proxy), as Jepsen's
-//! clients do: partitions cut nodes off from each other, never the test from the nodes. A node
-//! that is paused or on the minority side still makes its clients wait (→ `info` on timeout).
+//! Each worker has a home node (worker w: node w mod n) and, in the default `bound` mode, sends
+//! every operation there first; a `not_leader` hint is followed for that operation only (at most
+//! three hops, inside the op timeout: the earlier hops surely did nothing), and the next
+//! operation starts at home again. So every node, on every side of every partition, keeps
+//! receiving traffic, as in Jepsen, and an isolated old leader that answers from stale state is
+//! seen. In `leader` mode a worker stays on the node that last answered (more throughput, blind to
+//! that class of bug).
+//!
+//! Workers reach the nodes through proxy listeners of their own (`c<w> -> n<i>`), so the nemesis
+//! can cut clients off too. A fresh connection first asks `status` and checks the node's id and
+//! cluster id: the connection is refused if another process answers there.
 //!
 //! Outcomes (docs/protocol.md): an answer `ok` is `ok`; a definite error (`not_leader`,
-//! `cas_mismatch`, `bad_request`, `dropped`, `overwritten`) is `fail`; a connection that could not be opened is `fail` (the
-//! request was never sent); a timeout, a broken connection after sending, a garbled answer or any
-//! other error is `info`, after which the worker continues under a new process number
-//! (process + clients), as in Jepsen. A `not_leader` with a hint is followed within the same
-//! operation (at most three hops, inside the op timeout): the earlier hops surely did nothing.
+//! `cas_mismatch`, `bad_request`, `dropped`, `overwritten`) is `fail`; a connection that could not
+//! be opened or checked is `fail` (the request was never sent); a timeout, a broken connection
+//! after sending, a garbled answer or any other error is `info`, after which the worker continues
+//! under a new process number (process + clients), as in Jepsen.
+//!
+//! A cas's expected value is the latest value any worker saw for the key (written, read, or
+//! reported by a `cas_mismatch`), so cas succeeds often enough to matter.
 
-use super::client::{Answer, CallError, Conn};
+use super::args::ClientMode;
+use super::client::{self, Answer, CallError, Conn};
 use super::recorder::{Event, EventType, Process, Recorder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,13 +44,18 @@ const DEFINITE_ERRORS: [&str; 5] = [
 /// How many `not_leader` hints one operation follows.
 const MAX_HOPS: usize = 3;
 
-/// Live counters, read by the progress line.
+/// Live counters, read by the progress line and the summary.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub ok: AtomicU64,
     pub fail: AtomicU64,
     pub info: AtomicU64,
+    /// ok / fail / info per function (read, write, cas).
+    by_f: [[AtomicU64; 3]; 3],
 }
+
+/// The functions, in [`Stats`] order.
+pub const FUNCTIONS: [&str; 3] = ["read", "write", "cas"];
 
 impl Stats {
     pub fn snapshot(&self) -> (u64, u64, u64) {
@@ -48,6 +64,32 @@ impl Stats {
             self.fail.load(Ordering::Relaxed),
             self.info.load(Ordering::Relaxed),
         )
+    }
+
+    fn count(&self, op: &Op, outcome: &Outcome) {
+        let f = match op {
+            Op::Read { .. } => 0,
+            Op::Write { .. } => 1,
+            Op::Cas { .. } => 2,
+        };
+        let (total, o) = match outcome {
+            Outcome::Ok(_) => (&self.ok, 0),
+            Outcome::Fail(_) => (&self.fail, 1),
+            Outcome::Info(_) => (&self.info, 2),
+        };
+        total.fetch_add(1, Ordering::Relaxed);
+        self.by_f[f][o].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// ok / fail / info per function, in [`FUNCTIONS`] order.
+    pub fn by_function(&self) -> [[u64; 3]; 3] {
+        let mut out = [[0; 3]; 3];
+        for (f, row) in self.by_f.iter().enumerate() {
+            for (o, c) in row.iter().enumerate() {
+                out[f][o] = c.load(Ordering::Relaxed);
+            }
+        }
+        out
     }
 }
 
@@ -117,105 +159,141 @@ pub enum Outcome {
     Info(String),
 }
 
-/// Sends operations to the cluster, following leader hints; keeps one connection.
+/// Sends one worker's operations to the cluster; keeps one connection per node.
 pub struct Executor {
-    nodes: Vec<SocketAddr>,
-    node: SocketAddr,
-    next: usize,
-    conn: Option<Conn>,
+    /// Where this worker dials each node (its proxy listeners).
+    addrs: Vec<SocketAddr>,
+    /// Each node's id, and the cluster id, checked on connect.
+    ids: Vec<String>,
+    cluster: String,
+    /// Each node's real client address, as nodes name it in `not_leader` hints.
+    hint_addrs: Vec<SocketAddr>,
+    mode: ClientMode,
+    home: usize,
+    /// The node to try first in `leader` mode.
+    current: usize,
+    conns: Vec<Option<Conn>>,
     op_timeout: Duration,
 }
 
+/// Where the nodes are, for an [`Executor`].
+#[derive(Debug, Clone)]
+pub struct Nodes {
+    pub ids: Vec<String>,
+    pub cluster: String,
+    /// Real client addresses (what `not_leader` hints name).
+    pub hint_addrs: Vec<SocketAddr>,
+}
+
 impl Executor {
-    pub fn new(nodes: Vec<SocketAddr>, first: usize, op_timeout: Duration) -> Executor {
-        let first = first % nodes.len().max(1);
+    pub fn new(
+        nodes: &Nodes,
+        addrs: Vec<SocketAddr>,
+        home: usize,
+        mode: ClientMode,
+        op_timeout: Duration,
+    ) -> Executor {
+        let n = addrs.len().max(1);
         Executor {
-            node: nodes
-                .get(first)
-                .copied()
-                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
-            next: first + 1,
-            nodes,
-            conn: None,
+            conns: (0..addrs.len()).map(|_| None).collect(),
+            addrs,
+            ids: nodes.ids.clone(),
+            cluster: nodes.cluster.clone(),
+            hint_addrs: nodes.hint_addrs.clone(),
+            mode,
+            home: home % n,
+            current: home % n,
             op_timeout,
         }
     }
 
-    /// Moves on to the next node in the list.
-    pub fn rotate(&mut self) {
-        if !self.nodes.is_empty() {
-            self.node = self.nodes[self.next % self.nodes.len()];
-            self.next += 1;
-        }
-        self.conn = None;
+    fn rotate(&mut self) {
+        self.current = (self.current + 1) % self.addrs.len().max(1);
     }
 
-    fn switch_to(&mut self, addr: SocketAddr) {
-        if addr != self.node {
-            self.node = addr;
-            self.conn = None;
-        }
+    fn id(&self, i: usize) -> String {
+        self.ids.get(i).cloned().unwrap_or_else(|| format!("#{i}"))
     }
 
-    /// Runs one operation to its outcome; also returns a value seen by a `cas_mismatch`.
-    pub fn execute(&mut self, op: &Op, client: &str, seq: u64) -> (Outcome, Option<Value>) {
+    /// The live connection to node `i`, opening and checking one if needed.
+    fn conn(&mut self, i: usize, deadline: Instant) -> Result<&mut Conn, String> {
+        if self.conns[i].as_ref().is_some_and(Conn::is_closed) {
+            self.conns[i] = None;
+        }
+        if self.conns[i].is_none() {
+            let d = deadline.min(Instant::now() + Duration::from_millis(500));
+            let c = client::connect_checked(self.addrs[i], &self.id(i), &self.cluster, d)
+                .map_err(|e| format!("connect {}: {e}", self.id(i)))?;
+            self.conns[i] = Some(c);
+        }
+        self.conns[i]
+            .as_mut()
+            .ok_or_else(|| "no connection".to_string())
+    }
+
+    /// Runs one operation to its outcome. Also returns a value seen by a `cas_mismatch` and the
+    /// node that answered (or was tried last).
+    pub fn execute(&mut self, op: &Op, client: &str, seq: u64) -> (Outcome, Option<Value>, usize) {
         let deadline = Instant::now() + self.op_timeout;
         let request = op.request(client, seq);
+        let mut node = match self.mode {
+            ClientMode::Bound => self.home,
+            ClientMode::Leader => self.current,
+        };
         for hop in 0..=MAX_HOPS {
-            if self.conn.as_ref().is_some_and(Conn::is_closed) {
-                self.conn = None;
-            }
-            if self.conn.is_none() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match Conn::connect(self.node, left.min(Duration::from_millis(500))) {
-                    Ok(c) => self.conn = Some(c),
-                    Err(e) => {
-                        let msg = format!("connect {}: {e}", self.node);
+            let answer = match self.conn(node, deadline) {
+                Err(msg) => {
+                    if self.mode == ClientMode::Leader {
                         self.rotate();
-                        return (Outcome::Fail(msg), None);
                     }
+                    return (Outcome::Fail(msg), None, node);
                 }
-            }
-            let Some(conn) = self.conn.as_mut() else {
-                continue;
+                Ok(conn) => conn.call(request.clone(), deadline),
             };
-            let answer = match conn.call(request.clone(), deadline) {
+            let answer = match answer {
                 Ok(a) => a,
                 Err(CallError::NotSent(e)) => {
-                    self.conn = None;
-                    return (Outcome::Fail(format!("connect: {e}")), None);
+                    self.conns[node] = None;
+                    return (Outcome::Fail(format!("connect: {e}")), None, node);
                 }
                 Err(e) => {
                     // Timeout, broken connection, garbled answer: the request may have been
                     // applied. A fresh connection next time (a late answer must not be taken for
                     // the next request's).
-                    self.conn = None;
+                    self.conns[node] = None;
                     let msg = match e {
                         CallError::Timeout => "timeout".to_string(),
                         other => other.to_string(),
                     };
-                    return (Outcome::Info(msg), None);
+                    return (Outcome::Info(msg), None, node);
                 }
             };
             match classify(op, &answer) {
-                Classified::Done(outcome, seen) => return (outcome, seen),
+                Classified::Done(outcome, seen) => {
+                    self.current = node;
+                    return (outcome, seen, node);
+                }
                 Classified::Redirect(hint) => {
-                    let target = hint.and_then(|h| h.parse::<SocketAddr>().ok());
+                    let target = hint
+                        .and_then(|h| h.parse::<SocketAddr>().ok())
+                        .and_then(|a| self.hint_addrs.iter().position(|&x| x == a));
                     match target {
-                        Some(addr) if hop < MAX_HOPS && addr != self.node => self.switch_to(addr),
-                        Some(addr) if addr != self.node => {
-                            self.switch_to(addr);
-                            return (Outcome::Fail("not_leader".into()), None);
+                        Some(j) if j != node && hop < MAX_HOPS => node = j,
+                        Some(j) => {
+                            self.current = j;
+                            return (Outcome::Fail("not_leader".into()), None, node);
                         }
-                        _ => {
-                            self.rotate();
-                            return (Outcome::Fail("not_leader".into()), None);
+                        None => {
+                            if self.mode == ClientMode::Leader {
+                                self.rotate();
+                            }
+                            return (Outcome::Fail("not_leader".into()), None, node);
                         }
                     }
                 }
             }
         }
-        (Outcome::Fail("not_leader".into()), None)
+        (Outcome::Fail("not_leader".into()), None, node)
     }
 }
 
@@ -261,8 +339,9 @@ pub fn record_op(
         key: key.clone(),
         value: op.value(),
         error: None,
+        node: None,
     });
-    let (outcome, seen) = exec.execute(op, &format!("p{process}"), seq);
+    let (outcome, seen, node) = exec.execute(op, &format!("p{process}"), seq);
     let (ty, value, error) = match &outcome {
         Outcome::Ok(v) => (EventType::Ok, v.clone(), None),
         Outcome::Fail(e) => (EventType::Fail, op.value(), Some(e.clone())),
@@ -275,6 +354,7 @@ pub fn record_op(
         key,
         value,
         error,
+        node: Some(exec.id(node)),
     });
     (outcome, seen)
 }
@@ -288,7 +368,43 @@ pub struct WorkloadConfig {
     /// Total ops/s over all workers; 0 = unlimited.
     pub rate: f64,
     pub seed: u64,
-    pub nodes: Vec<SocketAddr>,
+    pub mode: ClientMode,
+    pub nodes: Nodes,
+    /// `addrs[w][i]`: where worker w dials node i.
+    pub addrs: Vec<Vec<SocketAddr>>,
+    /// Where the final-read client dials node i.
+    pub final_addrs: Vec<SocketAddr>,
+}
+
+/// The latest value anyone saw for each key: where a cas takes its expected value from.
+#[derive(Debug)]
+pub struct Seen {
+    latest: Mutex<Vec<Option<String>>>,
+}
+
+impl Seen {
+    pub fn new(keys: usize) -> Seen {
+        Seen {
+            latest: Mutex::new(vec![None; keys]),
+        }
+    }
+
+    fn get(&self) -> Vec<Option<String>> {
+        match self.latest.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, k: usize, v: Option<String>) {
+        let mut g = match self.latest.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(slot) = g.get_mut(k) {
+            *slot = v;
+        }
+    }
 }
 
 /// A finished worker's summary.
@@ -316,7 +432,7 @@ pub fn worker_seed(seed: u64, w: usize) -> u64 {
 
 /// Draws worker `w`'s `n`-th operation. The draw uses the RNG the same way whatever happened
 /// before, so the kind, key and written value of every op depend on the seed only; a cas's
-/// expected value is the last value this worker saw for the key.
+/// expected value is the latest value seen for the key (`last`), which depends on the run.
 pub fn draw_op(rng: &mut StdRng, w: usize, n: u64, keys: usize, last: &[Option<String>]) -> Op {
     let roll = rng.random_range(0..100u32);
     let k = rng.random_range(0..keys);
@@ -340,15 +456,17 @@ pub fn spawn_workers(
     stats: &Arc<Stats>,
     stop: &Arc<AtomicBool>,
 ) -> std::io::Result<Vec<JoinHandle<WorkerReport>>> {
+    let seen = Arc::new(Seen::new(cfg.keys));
     (0..cfg.clients)
         .map(|w| {
             let cfg = cfg.clone();
             let rec = rec.clone();
             let stats = Arc::clone(stats);
             let stop = Arc::clone(stop);
+            let seen = Arc::clone(&seen);
             std::thread::Builder::new()
                 .name(format!("worker-{w}"))
-                .spawn(move || worker(w, &cfg, &rec, &stats, &stop))
+                .spawn(move || worker(w, &cfg, &rec, &stats, &seen, &stop))
         })
         .collect()
 }
@@ -370,12 +488,13 @@ fn worker(
     cfg: &WorkloadConfig,
     rec: &Recorder,
     stats: &Stats,
+    seen: &Seen,
     stop: &AtomicBool,
 ) -> WorkerReport {
     let mut rng = StdRng::seed_from_u64(worker_seed(cfg.seed, w));
-    let mut exec = Executor::new(cfg.nodes.clone(), w, cfg.op_timeout);
+    let addrs = cfg.addrs.get(w).cloned().unwrap_or_default();
+    let mut exec = Executor::new(&cfg.nodes, addrs, w, cfg.mode, cfg.op_timeout);
     let mut process = w as u64;
-    let mut last: Vec<Option<String>> = vec![None; cfg.keys];
     let period = (cfg.rate > 0.0).then(|| Duration::from_secs_f64(cfg.clients as f64 / cfg.rate));
     let mut next_at = Instant::now();
     let mut fails_in_a_row = 0u32;
@@ -388,25 +507,27 @@ fn worker(
                 break;
             }
         }
-        let op = draw_op(&mut rng, w, n, cfg.keys, &last);
+        let op = draw_op(&mut rng, w, n, cfg.keys, &seen.get());
         n += 1;
-        let (outcome, seen) = record_op(rec, &mut exec, process, n, &op);
+        let (outcome, mismatch) = record_op(rec, &mut exec, process, n, &op);
+        stats.count(&op, &outcome);
         let k = op.key()[1..].parse::<usize>().unwrap_or(0);
         match outcome {
             Outcome::Ok(v) => {
-                stats.ok.fetch_add(1, Ordering::Relaxed);
                 fails_in_a_row = 0;
-                last[k] = match (&op, v) {
-                    (Op::Read { .. }, Value::String(s)) => Some(s),
-                    (Op::Read { .. }, _) => None,
-                    (Op::Write { value, .. }, _) => Some(value.clone()),
-                    (Op::Cas { to, .. }, _) => Some(to.clone()),
-                };
+                seen.set(
+                    k,
+                    match (&op, v) {
+                        (Op::Read { .. }, Value::String(s)) => Some(s),
+                        (Op::Read { .. }, _) => None,
+                        (Op::Write { value, .. }, _) => Some(value.clone()),
+                        (Op::Cas { to, .. }, _) => Some(to.clone()),
+                    },
+                );
             }
             Outcome::Fail(e) => {
-                stats.fail.fetch_add(1, Ordering::Relaxed);
-                if let Some(Value::String(s)) = seen {
-                    last[k] = Some(s);
+                if let Some(Value::String(s)) = mismatch {
+                    seen.set(k, Some(s));
                 }
                 if e != "cas_mismatch" {
                     // No leader, node down: back off a little instead of spinning.
@@ -418,7 +539,6 @@ fn worker(
                 }
             }
             Outcome::Info(_) => {
-                stats.info.fetch_add(1, Ordering::Relaxed);
                 process += cfg.clients as u64;
             }
         }
@@ -436,7 +556,13 @@ pub fn final_reads(
     deadline: Instant,
     stop: &AtomicBool,
 ) -> Result<Vec<(String, Value)>, String> {
-    let mut exec = Executor::new(cfg.nodes.clone(), 0, cfg.op_timeout);
+    let mut exec = Executor::new(
+        &cfg.nodes,
+        cfg.final_addrs.clone(),
+        0,
+        ClientMode::Leader,
+        cfg.op_timeout,
+    );
     let mut values = Vec::new();
     let mut seq = 0;
     for k in 0..cfg.keys {
