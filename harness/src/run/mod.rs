@@ -1,7 +1,7 @@
 //! `harness run`: start a cluster, run clients against it under a seeded fault schedule, record
 //! the history, check it, and leave everything in a run directory.
 //!
-//! The phases, in order (see DESIGN.md, "The harness"):
+//! The phases, in order (see docs/architecture.md, "The harness"):
 //! 1. validate options (usage errors exit 254); create the run directory, point `latest` at it;
 //! 2. start the nodes behind the proxy and wait until each answers `status` (255 if they do not);
 //! 3. run the workers for `--time-limit` while the main thread carries out the fault schedule
@@ -9,7 +9,8 @@
 //! 4. stop the workers, heal everything, restart and resume every node, wait for them, keep a
 //!    quiet `--recovery` period, then read every key with a fresh client: if a key cannot be
 //!    read within `--final-timeout` the cluster did not recover and the run fails (255, unless
-//!    the history is already not linearizable: 1);
+//!    the history is already not linearizable: 1); a node that exited on its own or could not
+//!    be restarted at any point also fails the run (255 unless the history shows a violation);
 //! 5. close the history, check it, write result.json (and report.html on a violation), add the
 //!    outcome to run.json, print a summary; exit 0 / 1 / 2 from the verdict.
 //!
@@ -58,8 +59,17 @@ commands, fault schedule, outcome), history.jsonl, nodes/<id>.log, proxy.log, re
 on a violation, report.html; <out>/latest points at the newest run.
 
 Exit codes: 0 linearizable, 1 not linearizable, 2 unknown (a checker limit was reached),
-254 usage error, 255 the run failed (a node would not start, the cluster did not recover for
-the final reads, or the run was interrupted without a violation found so far).";
+254 usage error, 255 the run failed (a node would not start, exited when the harness did not
+kill it, or could not be restarted; the cluster did not recover for the final reads; or the run
+was interrupted without a violation found so far). A violation wins over a failed run (1).
+
+Clients (--client-mode): `bound` (default) sends each operation to the worker's home node first
+and follows a not_leader hint for that operation only, so every node on every side of a
+partition gets traffic and an old leader's stale reads are seen; `leader` stays on whichever node
+answered last (more throughput, blind to that class of bug).
+
+Same seed: the same fault schedule and the same sequence of operation kinds, keys and written
+values per worker; not the same interleavings, elections or read results.";
 
 /// Set by Ctrl-C / SIGTERM and by a panic in any thread: wind the run down now.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
