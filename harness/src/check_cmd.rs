@@ -1,8 +1,9 @@
 //! `harness check`: re-check stored histories (files or run directories).
 //!
 //! Exit codes (DESIGN.md, Jepsen's convention): 0 linearizable, 1 not linearizable, 2 unknown,
-//! 254 usage error (bad flags, unreadable or malformed input: the message names file and line),
-//! 255 any other failure. With several inputs the worst verdict wins (1 over 2 over 0).
+//! 254 usage error (bad flags, unreadable or malformed input: the message names file and line;
+//! an input with fewer than `--require-ops` operations that took effect), 255 any other failure.
+//! With several inputs the worst verdict wins (1 over 2 over 0).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lincheck::html::HtmlOptions;
-use lincheck::{CheckError, CheckOptions, Format, ModelKind, Value, Verdict};
+use lincheck::{CheckError, CheckOptions, Format, ModelKind, Outcome, Value, Verdict};
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -25,9 +26,15 @@ pub struct CheckArgs {
     /// Model: register, cas-register, kv-append (default: by format; register for JSONL).
     #[arg(long, value_parser = parse_model)]
     pub model: Option<ModelKind>,
-    /// Initial value of every key (an integer or a string; default: absent).
-    #[arg(long)]
-    pub initial: Option<String>,
+    /// Initial value of every key, as JSON: 0 is the integer, '"0"' the string, null absent
+    /// (the default).
+    #[arg(long, value_name = "JSON", value_parser = parse_initial)]
+    pub initial: Option<Value>,
+    /// Fail (254) unless each input has at least N operations that took effect (completed ok):
+    /// fewer is too little evidence to pass. 0 accepts an empty history. A violation found
+    /// still exits 1.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub require_ops: usize,
     /// Time limit for the search, e.g. 60s, 500ms, 2m; 0 for none.
     #[arg(long, default_value = "60s", value_parser = crate::duration::parse)]
     pub time_limit: Duration,
@@ -52,6 +59,17 @@ pub struct CheckArgs {
 fn parse_format(s: &str) -> Result<Format, String> {
     Format::parse(s).ok_or_else(|| {
         format!("unknown format `{s}` (auto, jsonl, jepsen-edn, porcupine-etcd, porcupine-kv)")
+    })
+}
+
+fn parse_initial(s: &str) -> Result<Value, String> {
+    // Typed, not guessed: a store that holds the string "0" must be checkable, and `v0` (bare)
+    // is a likelier typo for `'"v0"'` than a value anyone means.
+    let json: serde_json::Value = serde_json::from_str(s).map_err(|_| {
+        format!("`{s}` is not JSON; a string needs JSON quotes, e.g. --initial '\"{s}\"'")
+    })?;
+    Value::from_json(&json).ok_or_else(|| {
+        format!("`{s}`: the initial value must be a JSON string, an integer or null")
     })
 }
 
@@ -107,13 +125,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
 }
 
 fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
-    let initial = match &args.initial {
-        None => Value::Nil,
-        Some(s) => s
-            .parse::<i64>()
-            .map(Value::Int)
-            .unwrap_or_else(|_| Value::str(s)),
-    };
+    let initial = args.initial.clone().unwrap_or(Value::Nil);
     let mut opts = CheckOptions::default()
         .initial(initial)
         .time_limit((!args.time_limit.is_zero()).then_some(args.time_limit))
@@ -138,6 +150,16 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
             );
         }
         let r = &checked.result;
+        // Checked before printing, so that a history too thin to pass prints no verdict that a
+        // script could take for one. A violation is evidence however few operations it took.
+        let effective = checked.history.effective_ops();
+        if effective < args.require_ops && r.verdict != Verdict::NotLinearizable {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "{}: {}",
+                file.display(),
+                too_few_ops(&checked.history, args.require_ops)
+            )));
+        }
         if args.json {
             let mut j = r.to_json(&checked.history);
             j["file"] = serde_json::json!(file.display().to_string());
@@ -178,6 +200,25 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
         println!("{text}");
     }
     Ok(worst)
+}
+
+fn too_few_ops(h: &lincheck::History, required: usize) -> String {
+    let effective = h.effective_ops();
+    let failed = h.ops.iter().filter(|o| o.outcome == Outcome::Fail).count();
+    let unknown = h.ops.iter().filter(|o| o.outcome.is_indefinite()).count();
+    let what = if h.ops.is_empty() {
+        "no client operations".to_string()
+    } else {
+        format!(
+            "{effective} of {} client operations took effect ({failed} failed, {unknown} with an unknown outcome)",
+            h.ops.len()
+        )
+    };
+    if required == 1 {
+        format!("{what}: nothing was checked (--require-ops 0 accepts this)")
+    } else {
+        format!("{what}, fewer than --require-ops {required}")
+    }
 }
 
 fn write_html(out: &Path, checked: &lincheck::Checked, all_keys: bool) -> anyhow::Result<()> {
@@ -290,5 +331,30 @@ mod tests {
         assert_eq!(parse_bytes("4G"), Ok(4 << 30));
         assert!(parse_format("xml").is_err());
         assert!(Cli::try_parse_from(["check", "f", "--model", "queue"]).is_err());
+        assert_eq!(parse_initial("\"0\""), Ok(Value::str("0")));
+        assert_eq!(parse_initial("0"), Ok(Value::Int(0)));
+        assert_eq!(parse_initial("null"), Ok(Value::Nil));
+        assert!(parse_initial("v0").unwrap_err().contains("'\"v0\"'"));
+        assert!(parse_initial("1.5").is_err());
+        assert!(Cli::try_parse_from(["check", "f", "--require-ops", "-1"]).is_err());
+    }
+
+    #[test]
+    fn nothing_checked_is_a_usage_error() {
+        let empty = temp("empty.jsonl", "");
+        assert_eq!(run_with(&[empty.to_str().unwrap()]), ExitCode::from(254));
+        assert_eq!(
+            run_with(&[empty.to_str().unwrap(), "--require-ops", "0"]),
+            ExitCode::from(0)
+        );
+        let ok = temp("floor.jsonl", OK);
+        assert_eq!(
+            run_with(&[ok.to_str().unwrap(), "--require-ops", "2"]),
+            ExitCode::from(0)
+        );
+        assert_eq!(
+            run_with(&[ok.to_str().unwrap(), "--require-ops", "3"]),
+            ExitCode::from(254)
+        );
     }
 }

@@ -16,6 +16,9 @@ pub(crate) struct Completion<'a> {
     pub f: Option<Func>,
     pub key: Option<&'a str>,
     pub output: Value,
+    /// The input an `ok` completion of a write, cas or append repeats (`(value, Nil)`, or
+    /// `(from, to)` for cas); `None` when the line does not repeat it.
+    pub echo: Option<(Value, Value)>,
     pub error: Option<&'a str>,
 }
 
@@ -154,6 +157,18 @@ impl Builder {
                 }));
             }
         }
+        // An `ok` that echoes another input than the one invoked means the recorder paired the
+        // wrong events or lost one: which value took effect is unknowable, so refuse to guess.
+        if let (Outcome::Ok, Some((a, b))) = (ev.outcome, &ev.echo) {
+            if (a, b) != (&op.arg, &op.arg2) {
+                return Err(err(LineErrorKind::CompletionMismatch {
+                    field: "value",
+                    invoked: input_text(op.f, &op.arg, &op.arg2),
+                    completed: input_text(op.f, a, b),
+                    invoke_line: op.call_line,
+                }));
+            }
+        }
         let op = &mut self.history.ops[idx];
         op.outcome = ev.outcome;
         op.ret_time = Some(ev.time.unwrap_or(pos));
@@ -186,5 +201,12 @@ impl Builder {
     /// Ends the history: operations still open stay `Pending`.
     pub fn finish(self) -> History {
         self.history
+    }
+}
+
+fn input_text(f: Func, a: &Value, b: &Value) -> String {
+    match f {
+        Func::Cas => format!("[{a}, {b}]"),
+        _ => a.to_string(),
     }
 }

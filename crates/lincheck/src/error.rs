@@ -23,6 +23,19 @@ pub enum LineErrorKind {
     /// The `f` is not one the models know.
     #[error("unknown function `{0}` (expected read, write, cas or append)")]
     UnknownFunction(String),
+    /// The `process` is neither a client number (a non-negative integer) nor the nemesis.
+    /// Rejected rather than skipped: a client event under a name would otherwise vanish from
+    /// the check, and a history of them would pass having checked nothing.
+    #[error("process {0} is neither a client number (a non-negative integer) nor the nemesis")]
+    BadProcess(String),
+    /// A field other than `value` has the wrong shape.
+    #[error("bad `{field}`: {detail}")]
+    BadField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
     /// A value has the wrong shape for its function.
     #[error("bad value for `{f}`: {detail}")]
     BadValue {
@@ -57,10 +70,13 @@ pub enum LineErrorKind {
         /// Line of the `info` completion.
         info_line: u64,
     },
-    /// A completion's f or key differs from its invocation.
-    #[error("completion {field} `{completed}` differs from the invocation's `{invoked}` (line {invoke_line})")]
+    /// A completion's f or key differs from its invocation's, or an `ok` completion repeats a
+    /// value other than the one invoked.
+    #[error(
+        "completion {field} `{completed}` differs from `{invoked}` invoked on line {invoke_line}"
+    )]
     CompletionMismatch {
-        /// `f` or `key`.
+        /// `f`, `key` or `value`.
         field: &'static str,
         /// At invocation.
         invoked: String,
@@ -82,25 +98,26 @@ pub struct LineError {
 }
 
 /// Reading a history failed.
+///
+/// Each message is whole (file, line, cause) and no variant also hands its cause out as
+/// `source()`: a reporter that prints the chain (anyhow's `{:#}`) would print it twice.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{}: {error}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// A line of the file is malformed.
-    #[error("{path}:{error}")]
+    /// A line of the file is malformed: `file:LINE: what`, as compilers write it.
+    #[error("{}:{}: {}", .path.display(), .error.line, .error.kind)]
     Line {
         /// The file.
         path: PathBuf,
         /// The line and what is wrong with it.
-        #[source]
         error: LineError,
     },
     /// The format could not be recognised.

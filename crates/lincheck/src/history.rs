@@ -44,6 +44,17 @@ impl Value {
         Value::Str(s.into())
     }
 
+    /// A value from JSON: a string, an integer, or `null` (absent). `None` for anything else
+    /// (floats, booleans, arrays, objects), which no key holds.
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        match v {
+            serde_json::Value::Null => Some(Value::Nil),
+            serde_json::Value::String(s) => Some(Value::str(s)),
+            serde_json::Value::Number(n) => n.as_i64().map(Value::Int),
+            _ => None,
+        }
+    }
+
     /// The value as JSON, as the history format writes it.
     pub fn to_json(&self) -> serde_json::Value {
         match self {
@@ -237,6 +248,17 @@ impl History {
         } else {
             format!("event #{t}")
         }
+    }
+
+    /// Operations known to have taken effect: an `ok` completion, or a cas refused by its
+    /// precondition ([`Outcome::Refused`]). Only these can contradict a model: a history of
+    /// `fail`, `info` and unfinished operations alone is linearizable whatever it holds, so a
+    /// caller that wants evidence (`harness check --require-ops`) counts these.
+    pub fn effective_ops(&self) -> usize {
+        self.ops
+            .iter()
+            .filter(|o| matches!(o.outcome, Outcome::Ok | Outcome::Refused))
+            .count()
     }
 
     /// The last timestamp seen in the history.

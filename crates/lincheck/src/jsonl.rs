@@ -104,41 +104,15 @@ impl RawValue<'_> {
     }
 }
 
-/// The `process` field: a client number or a name (`"nemesis"`).
-#[derive(Debug)]
-enum RawProcess<'a> {
-    Client(u64),
-    /// A named actor (`"nemesis"`); the name is not needed.
-    Named(std::marker::PhantomData<&'a ()>),
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawProcess<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawProcess<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a process number or \"nemesis\"")
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(RawProcess::Client(v))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(RawProcess::Named(std::marker::PhantomData))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
 #[derive(Deserialize)]
 struct RawEvent<'a> {
     #[serde(default)]
     #[allow(dead_code)]
     index: Option<u64>,
     time: Option<u64>,
+    /// Any JSON, so that a wrong one is reported as a bad process rather than as bad JSON.
     #[serde(borrow)]
-    process: Option<RawProcess<'a>>,
+    process: Option<RawValue<'a>>,
     #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -154,118 +128,157 @@ struct RawEvent<'a> {
 /// Reads a JSONL history from any reader, one line at a time (the whole file is never held in
 /// memory).
 ///
-/// The writer ends every event with a newline, so a last line that is not even valid JSON and has
-/// no newline is what a crash mid-write leaves: it is left out and its number kept in [`History::torn_tail`]. Any
-/// other malformed line, the last one included when it is complete, is an error.
+/// The writer ends every event with a newline, so a last line with no newline that is not even
+/// valid JSON (or not UTF-8) is what a crash mid-write leaves: it is left out and its number kept
+/// in [`History::torn_tail`]. Any other malformed line is an error: the last one when it is
+/// complete, and an unterminated one that is whole JSON but breaks a rule (a wrong type, a bad
+/// process), which no crash can produce.
 pub fn read_jsonl<R: BufRead>(mut reader: R) -> Result<History, ReadLineError> {
     let mut builder = Builder::new();
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut torn_tail = None;
     loop {
         buf.clear();
         let n = reader
-            .read_line(&mut buf)
+            .read_until(b'\n', &mut buf)
             .map_err(|e| ReadLineError::Io(line_no + 1, e))?;
         if n == 0 {
             break;
         }
         line_no += 1;
-        let line = buf.trim();
-        if line.is_empty() {
-            continue;
-        }
-        match parse_line(&mut builder, line_no, line) {
-            Ok(()) => {}
-            // `read_line` stops without a newline only at the end of the input, and a line cut
-            // short is never valid JSON; a complete object that breaks a rule is still an error.
-            Err(e) if !buf.ends_with('\n') && matches!(e.kind, LineErrorKind::Malformed { .. }) => {
+        // `read_until` stops without a newline only at the end of the input.
+        let complete = buf.ends_with(b"\n");
+        let err = |kind| LineError {
+            line: line_no,
+            kind,
+        };
+        // Bytes, not `read_line`: a writer killed inside a multi-byte character leaves a last
+        // line that is not UTF-8, and that is a torn tail, not an unreadable file.
+        let line = match std::str::from_utf8(&buf) {
+            Ok(text) => text.trim(),
+            Err(_) if !complete => {
                 torn_tail = Some(line_no);
                 break;
             }
-            Err(e) => return Err(ReadLineError::Line(e)),
+            Err(e) => {
+                return Err(ReadLineError::Line(err(LineErrorKind::Malformed {
+                    format: "JSON",
+                    detail: format!("not UTF-8 (byte {})", e.valid_up_to() + 1),
+                })))
+            }
+        };
+        if line.is_empty() {
+            continue;
         }
+        let ev: RawEvent = match serde_json::from_str(line) {
+            Ok(ev) => ev,
+            // A line cut short is never valid JSON, and fails as a syntax error or at its end,
+            // never on a type (a cut number is still a number); a complete object with a field
+            // of the wrong type is an error wherever it stands.
+            Err(e) if !complete && e.classify() != serde_json::error::Category::Data => {
+                torn_tail = Some(line_no);
+                break;
+            }
+            Err(e) => {
+                return Err(ReadLineError::Line(err(LineErrorKind::Malformed {
+                    format: "JSON",
+                    detail: json_detail(&e),
+                })))
+            }
+        };
+        apply_event(&mut builder, line_no, ev).map_err(ReadLineError::Line)?;
     }
     let mut history = builder.finish();
     history.torn_tail = torn_tail;
     Ok(history)
 }
 
+/// serde_json's message without its own "at line 1 column N": the line is the history's, not
+/// serde's (which only ever sees one line), and the caller names it; the column is kept.
+fn json_detail(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match msg.strip_suffix(&suffix) {
+        Some(m) => format!("{m} (column {})", e.column()),
+        None => msg,
+    }
+}
+
 /// An I/O error (at a line) or a malformed line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadLineError {
-    /// Reading failed.
+    /// Reading failed. The cause is in the message, not also `source()` (it would print twice).
     #[error("line {0}: {1}")]
-    Io(u64, #[source] io::Error),
+    Io(u64, io::Error),
     /// A line is malformed.
     #[error(transparent)]
     Line(#[from] LineError),
 }
 
-fn parse_line(b: &mut Builder, line: u64, text: &str) -> Result<(), LineError> {
+fn apply_event(b: &mut Builder, line: u64, ev: RawEvent<'_>) -> Result<(), LineError> {
     let err = |kind| LineError { line, kind };
-    let ev: RawEvent = serde_json::from_str(text).map_err(|e| {
-        err(LineErrorKind::Malformed {
-            format: "JSON",
-            detail: e.to_string(),
-        })
-    })?;
     let kind = ev.kind.ok_or(err(LineErrorKind::MissingField("type")))?;
     let process = ev
         .process
         .ok_or(err(LineErrorKind::MissingField("process")))?;
     let f_name = ev.f.ok_or(err(LineErrorKind::MissingField("f")))?;
     let time = Some(ev.time.ok_or(err(LineErrorKind::MissingField("time")))?);
+    let outcome = match &*kind {
+        "invoke" => None,
+        "ok" => Some(Outcome::Ok),
+        "fail" => Some(Outcome::Fail),
+        "info" => Some(Outcome::Info),
+        other => return Err(err(LineErrorKind::UnknownType(other.to_string()))),
+    };
     let process = match process {
-        RawProcess::Client(p) => p,
-        RawProcess::Named(_) => {
+        RawValue::Int(p) if p >= 0 => p as u64,
+        RawValue::Str(name) if name == "nemesis" => {
             let value = ev.value.map(|v| v.to_json()).unwrap_or_default();
             b.nemesis(time, &f_name, &kind, value);
             return Ok(());
         }
+        other => return Err(err(LineErrorKind::BadProcess(other.to_json().to_string()))),
     };
     let f = Func::parse(&f_name)
         .ok_or_else(|| err(LineErrorKind::UnknownFunction(f_name.to_string())))?;
-    let value = ev.value.unwrap_or(RawValue::Null);
-    match &*kind {
-        "invoke" => {
-            let key = ev.key.ok_or(err(LineErrorKind::MissingField("key")))?;
-            let (arg, arg2) = invocation_args(f, &value).map_err(err)?;
-            b.invoke(Invocation {
-                line,
-                time,
-                process,
-                f,
-                key: &key,
-                arg,
-                arg2,
-            })
+    let Some(outcome) = outcome else {
+        let key = ev.key.ok_or(err(LineErrorKind::MissingField("key")))?;
+        let (arg, arg2) = invocation_args(f, &ev.value.unwrap_or(RawValue::Null)).map_err(err)?;
+        return b.invoke(Invocation {
+            line,
+            time,
+            process,
+            f,
+            key: &key,
+            arg,
+            arg2,
+        });
+    };
+    let (output, echo) = match (f, outcome, ev.value) {
+        (Func::Read, Outcome::Ok, v) => (
+            v.unwrap_or(RawValue::Null).scalar("read").map_err(err)?,
+            None,
+        ),
+        // Only an `ok` is compared: the check uses the invocation's input, and a `fail` or
+        // `info` line's value is not evidence of anything (docs/history-format.md).
+        (Func::Read, ..) | (_, Outcome::Fail | Outcome::Info, _) | (_, _, None) => {
+            (Value::Nil, None)
         }
-        "ok" | "fail" | "info" => {
-            let outcome = match &*kind {
-                "ok" => Outcome::Ok,
-                "fail" => Outcome::Fail,
-                _ => Outcome::Info,
-            };
-            let output = if f == Func::Read && outcome == Outcome::Ok {
-                value.scalar("read").map_err(err)?
-            } else {
-                Value::Nil
-            };
-            b.complete(Completion {
-                line,
-                time,
-                process,
-                outcome,
-                f: Some(f),
-                key: ev.key.as_deref(),
-                output,
-                error: ev.error.as_deref(),
-            })
-        }
-        other => Err(err(LineErrorKind::UnknownType(other.to_string()))),
-    }
+        (f, _, Some(v)) => (Value::Nil, Some(invocation_args(f, &v).map_err(err)?)),
+    };
+    b.complete(Completion {
+        line,
+        time,
+        process,
+        outcome,
+        f: Some(f),
+        key: ev.key.as_deref(),
+        output,
+        echo,
+        error: ev.error.as_deref(),
+    })
 }
 
 fn invocation_args(f: Func, value: &RawValue<'_>) -> Result<(Value, Value), LineErrorKind> {

@@ -45,6 +45,24 @@ impl Edn {
         }
     }
 
+    /// The value as EDN text, for error messages.
+    fn text(&self) -> String {
+        fn join<'a>(items: impl Iterator<Item = &'a Edn>) -> String {
+            items.map(Edn::text).collect::<Vec<_>>().join(" ")
+        }
+        match self {
+            Edn::Nil => "nil".into(),
+            Edn::Bool(b) => b.to_string(),
+            Edn::Int(i) => i.to_string(),
+            Edn::Float(f) => f.to_string(),
+            Edn::Str(s) => format!("{s:?}"),
+            Edn::Keyword(k) => format!(":{k}"),
+            Edn::Symbol(s) => s.clone(),
+            Edn::Seq(v) => format!("[{}]", join(v.iter())),
+            Edn::Map(m) => format!("{{{}}}", join(m.iter().flat_map(|(k, v)| [k, v]))),
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&Edn> {
         match self {
             Edn::Map(m) => m
@@ -306,7 +324,7 @@ fn scalar(v: Option<&Edn>, f: &'static str, line: u64) -> Result<Value, LineErro
             line,
             kind: LineErrorKind::BadValue {
                 f,
-                detail: format!("expected nil, an integer or a string, got {:?}", other),
+                detail: format!("expected nil, an integer or a string, got {}", other.text()),
             },
         }),
     }
@@ -321,6 +339,32 @@ fn key_text(v: &Edn) -> String {
     }
 }
 
+/// The input of a write, cas or append as the `:value` gives it.
+fn input(f: Func, value: Option<&Edn>, line: u64) -> Result<(Value, Value), LineError> {
+    Ok(match f {
+        Func::Read => (Value::Nil, Value::Nil),
+        Func::Cas => match value {
+            Some(Edn::Seq(v)) if v.len() == 2 => (
+                scalar(Some(&v[0]), "cas", line)?,
+                scalar(Some(&v[1]), "cas", line)?,
+            ),
+            other => {
+                return Err(LineError {
+                    line,
+                    kind: LineErrorKind::BadValue {
+                        f: "cas",
+                        detail: format!(
+                            "expected [from to], got {}",
+                            other.map_or("nothing".into(), Edn::text)
+                        ),
+                    },
+                })
+            }
+        },
+        _ => (scalar(value, f.name(), line)?, Value::Nil),
+    })
+}
+
 /// Reads an EDN history.
 pub(crate) fn read_edn(text: &str) -> Result<History, LineError> {
     let mut b = Builder::new().lenient_info();
@@ -333,84 +377,81 @@ pub(crate) fn read_edn(text: &str) -> Result<History, LineError> {
             }));
         }
         let time = match ev.get("time") {
+            None | Some(Edn::Nil) => None,
             Some(Edn::Int(t)) if *t >= 0 => Some(*t as u64),
-            _ => None,
+            Some(other) => {
+                return Err(err(LineErrorKind::BadField {
+                    field: "time",
+                    detail: format!("expected a non-negative integer, got {}", other.text()),
+                }))
+            }
         };
         let kind = match ev.get("type") {
             Some(Edn::Keyword(k)) => k.as_str(),
-            Some(other) => return Err(err(LineErrorKind::UnknownType(format!("{other:?}")))),
+            Some(other) => return Err(err(LineErrorKind::UnknownType(other.text()))),
             None => return Err(err(LineErrorKind::MissingField("type"))),
+        };
+        let outcome = match kind {
+            "invoke" => None,
+            "ok" => Some(Outcome::Ok),
+            "fail" => Some(Outcome::Fail),
+            "info" => Some(Outcome::Info),
+            other => return Err(err(LineErrorKind::UnknownType(format!(":{other}")))),
         };
         let f_name = match ev.get("f") {
             Some(Edn::Keyword(k) | Edn::Symbol(k) | Edn::Str(k)) => k.as_str(),
-            Some(_) | None => return Err(err(LineErrorKind::MissingField("f"))),
+            Some(other) => return Err(err(LineErrorKind::UnknownFunction(other.text()))),
+            None => return Err(err(LineErrorKind::MissingField("f"))),
         };
         let process = match ev.get("process") {
             Some(Edn::Int(p)) if *p >= 0 => *p as u64,
-            Some(_) => {
+            Some(Edn::Keyword(k)) if k == "nemesis" => {
                 let value = ev.get("value").map(Edn::to_json).unwrap_or_default();
                 b.nemesis(time, f_name, kind, value);
                 continue;
             }
+            Some(other) => return Err(err(LineErrorKind::BadProcess(other.text()))),
             None => return Err(err(LineErrorKind::MissingField("process"))),
         };
         let f = Func::parse(f_name)
             .ok_or_else(|| err(LineErrorKind::UnknownFunction(f_name.to_string())))?;
         let key = ev.get("key").map(key_text);
+        let key = key.as_deref().unwrap_or(DEFAULT_KEY);
         let value = ev.get("value");
-        match kind {
-            "invoke" => {
-                let (arg, arg2) = match f {
-                    Func::Read => (Value::Nil, Value::Nil),
-                    Func::Cas => match value {
-                        Some(Edn::Seq(v)) if v.len() == 2 => (
-                            scalar(Some(&v[0]), "cas", line)?,
-                            scalar(Some(&v[1]), "cas", line)?,
-                        ),
-                        other => {
-                            return Err(err(LineErrorKind::BadValue {
-                                f: "cas",
-                                detail: format!("expected [from to], got {other:?}"),
-                            }))
-                        }
-                    },
-                    _ => (scalar(value, f.name(), line)?, Value::Nil),
-                };
-                b.invoke(Invocation {
-                    line,
-                    time,
-                    process,
-                    f,
-                    key: key.as_deref().unwrap_or(DEFAULT_KEY),
-                    arg,
-                    arg2,
-                })?;
-            }
-            "ok" | "fail" | "info" => {
-                let outcome = match kind {
-                    "ok" => Outcome::Ok,
-                    "fail" => Outcome::Fail,
-                    _ => Outcome::Info,
-                };
-                let output = if f == Func::Read && outcome == Outcome::Ok {
-                    scalar(value, "read", line)?
-                } else {
-                    Value::Nil
-                };
-                let error = ev.get("error").map(|e| e.to_json().to_string());
-                b.complete(Completion {
-                    line,
-                    time,
-                    process,
-                    outcome,
-                    f: Some(f),
-                    key: Some(key.as_deref().unwrap_or(DEFAULT_KEY)),
-                    output,
-                    error: error.as_deref(),
-                })?;
-            }
-            other => return Err(err(LineErrorKind::UnknownType(other.to_string()))),
-        }
+        let Some(outcome) = outcome else {
+            let (arg, arg2) = input(f, value, line)?;
+            b.invoke(Invocation {
+                line,
+                time,
+                process,
+                f,
+                key,
+                arg,
+                arg2,
+            })?;
+            continue;
+        };
+        let (output, echo) = match (f, outcome, value) {
+            (Func::Read, Outcome::Ok, v) => (scalar(v, "read", line)?, None),
+            // Only an `ok` is compared: Jepsen clients often put something else on `:info`
+            // and `:fail` (`:timed-out`), and the check uses the invocation's input anyway.
+            (Func::Read, ..)
+            | (_, Outcome::Fail | Outcome::Info, _)
+            | (_, _, None | Some(Edn::Nil)) => (Value::Nil, None),
+            (f, _, v) => (Value::Nil, Some(input(f, v, line)?)),
+        };
+        let error = ev.get("error").map(|e| e.to_json().to_string());
+        b.complete(Completion {
+            line,
+            time,
+            process,
+            outcome,
+            f: Some(f),
+            key: Some(key),
+            output,
+            echo,
+            error: error.as_deref(),
+        })?;
     }
     Ok(b.finish())
 }

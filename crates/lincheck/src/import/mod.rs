@@ -93,9 +93,9 @@ pub fn detect(head: &str) -> Option<Format> {
 
 /// Reads a history file in the given format (or detected), returning the format used.
 pub fn read_file(path: &Path, format: Format) -> Result<(History, Format), ReadError> {
-    let io = |source| ReadError::Io {
+    let io = |error| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let line_err = |error| ReadError::Line {
         path: path.to_path_buf(),
@@ -121,7 +121,7 @@ pub fn read_file(path: &Path, format: Format) -> Result<(History, Format), ReadE
     let history = match format {
         Format::Jsonl | Format::Auto => read_jsonl(BufReader::with_capacity(1 << 20, file))
             .map_err(|e| match e {
-                ReadLineError::Io(_, source) => io(source),
+                ReadLineError::Io(_, e) => io(e),
                 ReadLineError::Line(l) => line_err(l),
             })?,
         other => {
