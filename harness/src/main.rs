@@ -3,6 +3,7 @@
 mod check_cmd;
 mod duration;
 mod run;
+mod system;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

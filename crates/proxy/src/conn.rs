@@ -1,11 +1,14 @@
 //! One proxied connection: dialing the target, the two pumps, abort, and the registry that lets
 //! shutdown find every live connection.
 //!
-//! Threads: the acceptor spawns one connection thread per accepted socket. It waits out a held
-//! handshake, dials, spawns the backward pump, runs the forward pump itself, joins the backward
-//! one, and finally unregisters. Two threads per live connection, none left after it ends.
+//! Threads: the acceptor spawns one connection thread per accepted socket. It attributes the
+//! connection to a link first if it came through a destination listener, waits out a held
+//! handshake (dropping it as a ghost if its dialer is gone by the heal), dials, spawns the
+//! backward pump, runs the forward pump itself, joins the backward one, and finally
+//! unregisters. Two threads per live connection, none left after it ends.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +19,7 @@ use log::{debug, warn};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use crate::attribute::{self, DialerSocket};
 use crate::control::{lock, Control, Counters};
 use crate::link::LinkId;
 use crate::pump::{Dir, Pump};
@@ -97,39 +101,99 @@ pub(crate) struct Route {
     pub counters: Arc<Counters>,
 }
 
-/// Registers and starts the thread for a freshly accepted socket.
+/// Registers and starts the thread for a socket accepted on a per-link listener.
 pub(crate) fn spawn(shared: &Arc<Shared>, client: TcpStream, peer: SocketAddr, route: &Route) {
+    // First, before any counter shows the connection: was its link held since the accept?
+    let accepted = shared.control.table().epochs();
     let seq = route
         .counters
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
     let label = format!("{}#{}", route.link, seq);
+    debug!(target: "proxy", "accept {label} from {peer}");
+    let route = route.clone();
+    let counters = Arc::clone(&route.counters);
+    register(
+        shared,
+        client,
+        label,
+        Some(counters),
+        move |reg, client, label| {
+            run(&reg.shared, client, &route, label, (seq, reg.id), &accepted);
+        },
+    );
+}
+
+/// A registered connection's thread, as its body sees it. Dropping it (however the thread
+/// ends) removes the registry entry and counts the connection closed.
+pub(crate) struct Registered {
+    pub shared: Arc<Shared>,
+    pub id: u64,
+    /// The link whose `connections_active` counts this connection, once known.
+    counters: Option<Arc<Counters>>,
+}
+
+impl Registered {
+    /// Counts the connection active on `counters` (until the thread ends).
+    pub(crate) fn count_in(&mut self, counters: Arc<Counters>) {
+        Counters::add(&counters.connections_active, 1);
+        if let Some(old) = self.counters.replace(counters) {
+            old.connections_active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.shared.conns).remove(&self.id);
+        if let Some(c) = &self.counters {
+            c.connections_active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Registers a freshly accepted socket (so shutdown can find and abort it) and runs `body` on
+/// its own thread, with the socket and `label`. With `counters`, the connection counts as
+/// active there from now on. Returns false, having reset the socket, if it cannot be started.
+pub(crate) fn register<F>(
+    shared: &Arc<Shared>,
+    client: TcpStream,
+    label: String,
+    counters: Option<Arc<Counters>>,
+    body: F,
+) -> bool
+where
+    F: FnOnce(&mut Registered, TcpStream, String) + Send + 'static,
+{
     let handle = match client.try_clone() {
         Ok(h) => h,
         Err(e) => {
-            warn!(target: "proxy", "accept {label}: cannot clone socket ({e}); dropping it");
-            return;
+            warn!(target: "proxy", "reset {label}: cannot clone socket ({e})");
+            sock::abort(&client);
+            return false;
         }
     };
-    debug!(target: "proxy", "accept {label} from {peer}");
-    Counters::add(&route.counters.connections_active, 1);
+    if let Some(c) = &counters {
+        Counters::add(&c.connections_active, 1);
+    }
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     // Insert under the lock that the thread's own unregistering also takes, so the entry is
     // always there before the thread can try to remove it.
     let mut conns = lock(&shared.conns);
     let thread = {
         let shared = Arc::clone(shared);
-        let route = route.clone();
-        let label = label.clone();
+        let counters = counters.clone();
         thread::Builder::new()
             .name(format!("proxy {label}"))
             .spawn(move || {
-                let _done = Unregister {
-                    shared: &shared,
+                // Built here, not moved in: if the spawn fails, nothing may try to unregister
+                // under the lock this function holds.
+                let mut reg = Registered {
+                    shared,
                     id,
-                    counters: &route.counters,
+                    counters,
                 };
-                run(&shared, client, &route, label, seq, id);
+                body(&mut reg, client, label);
             })
     };
     match thread {
@@ -142,38 +206,34 @@ pub(crate) fn spawn(shared: &Arc<Shared>, client: TcpStream, peer: SocketAddr, r
                     thread: Some(t),
                 },
             );
+            true
         }
         Err(e) => {
-            warn!(target: "proxy", "accept {label}: cannot spawn thread ({e}); resetting it");
+            warn!(target: "proxy", "reset: cannot spawn a connection thread ({e})");
             sock::abort(&handle);
-            route
-                .counters
-                .connections_active
-                .fetch_sub(1, Ordering::Relaxed);
+            if let Some(c) = &counters {
+                c.connections_active.fetch_sub(1, Ordering::Relaxed);
+            }
+            false
         }
     }
 }
 
-/// Removes the registry entry and counts the connection closed, however the thread ends.
-struct Unregister<'a> {
-    shared: &'a Shared,
-    id: u64,
-    counters: &'a Counters,
-}
-
-impl Drop for Unregister<'_> {
-    fn drop(&mut self) {
-        lock(&self.shared.conns).remove(&self.id);
-        self.counters
-            .connections_active
-            .fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-fn run(shared: &Arc<Shared>, client: TcpStream, route: &Route, label: String, seq: u64, id: u64) {
+/// Waits out a held handshake, dials the target and pumps both ways until the connection ends.
+/// `seq` numbers the connection on its link, `id` in the registry; `accepted` is the table's
+/// [`epochs`](crate::control::Table::epochs) when the socket was accepted.
+pub(crate) fn run(
+    shared: &Arc<Shared>,
+    client: TcpStream,
+    route: &Route,
+    label: String,
+    (seq, id): (u64, u64),
+    accepted: &[u64],
+) {
     let control = &shared.control;
-    // A handshake needs both directions: while either is held, so is the dial.
-    match control.wait_open(route.forward, route.backward) {
+    // A handshake needs both directions: while either is held, so is the dial. Held since the
+    // accept counts, even if this thread got here only after the heal.
+    match control.wait_open(route.forward, route.backward, accepted) {
         Err(_) => return,
         Ok(true) if shared.heal_mode == HealMode::Reset => {
             debug!(target: "proxy", "reset {label}: its handshake was held and the link healed");
@@ -181,11 +241,16 @@ fn run(shared: &Arc<Shared>, client: TcpStream, route: &Route, label: String, se
             sock::abort(&client);
             return;
         }
-        Ok(held) => {
-            if held {
-                debug!(target: "proxy", "release {label}: held handshake proceeds");
+        Ok(true) => {
+            if let Some(why) = ghost(&client) {
+                debug!(target: "proxy", "drop {label}: ghost: {why} while its handshake was held");
+                Counters::add(&route.counters.ghosts, 1);
+                sock::abort(&client);
+                return;
             }
+            debug!(target: "proxy", "release {label}: held handshake proceeds");
         }
+        Ok(false) => {}
     }
     let server = match TcpStream::connect_timeout(&route.target, DIAL_TIMEOUT) {
         Ok(s) => s,
@@ -263,6 +328,39 @@ fn run(shared: &Arc<Shared>, client: TcpStream, route: &Route, label: String, se
         conn.abort(control);
     }
     debug!(target: "proxy", "close {}", conn.label);
+}
+
+/// Whether a connection whose handshake was held must be dropped rather than delivered on
+/// heal, and why: the dialer reset it, or no process holds the dialer's socket any more (it was
+/// closed, or its process died). A dialer that half-closed (`shutdown(Write)`) still holds its
+/// socket and is delivered. If `/proc` cannot tell, only an end of stream with no data before it
+/// counts as gone.
+fn ghost(client: &TcpStream) -> Option<String> {
+    let eof = match sock::peek_nonblocking(client) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => false,
+        Err(e) => return Some(format!("the dialer reset ({e})")),
+    };
+    let (dialer, listener) = match (client.peer_addr(), client.local_addr()) {
+        (Ok(d), Ok(l)) => (d, l),
+        (Err(e), _) | (_, Err(e)) => return Some(format!("the dialer is gone ({e})")),
+    };
+    match attribute::dialer_socket(dialer, listener) {
+        Ok(DialerSocket::Open(_)) => None,
+        Ok(DialerSocket::Orphaned) => Some(format!(
+            "the dialer (port {}) closed its socket or died",
+            dialer.port()
+        )),
+        Ok(DialerSocket::Missing) => Some(format!(
+            "the dialer's socket (port {}) is gone",
+            dialer.port()
+        )),
+        Err(e) => {
+            debug!(target: "proxy", "ghost check without /proc: {e}");
+            eof.then(|| "the dialer closed without sending anything".to_string())
+        }
+    }
 }
 
 /// A per-connection, per-direction RNG seed derived from the proxy seed, so that the same

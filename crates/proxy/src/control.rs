@@ -29,14 +29,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Counters {
     /// Bytes delivered `from -> to`, on connections in either direction.
     pub bytes: AtomicU64,
-    /// Connections accepted by this link's listener.
+    /// Connections dialed `from -> to`: accepted by this link's listener, or by `to`'s
+    /// destination listener and attributed to `from`.
     pub connections_total: AtomicU64,
+    /// Of those, the ones accepted by a destination listener.
+    pub connections_attributed: AtomicU64,
     /// Of those, still open.
     pub connections_active: AtomicU64,
     /// Connections reset on heal because this link held something of theirs.
     pub resets: AtomicU64,
     /// Connections whose dial to the target failed (e.g. the node is down).
     pub dial_failures: AtomicU64,
+    /// Connections accepted while held whose dialer had closed or died by the heal: dropped.
+    pub ghosts: AtomicU64,
 }
 
 impl Counters {
@@ -87,6 +92,19 @@ impl Table {
         i
     }
 
+    /// A slot that no [`LinkId`] finds: never listed, never set by the API, so always `Pass`.
+    /// Carries a destination's self-dials, which no link governs.
+    pub(crate) fn private(&mut self, id: LinkId) -> usize {
+        self.slots.push(Slot {
+            id,
+            state: LinkState::Pass,
+            heal_epoch: 0,
+            listen: None,
+            counters: Arc::default(),
+        });
+        self.slots.len() - 1
+    }
+
     /// Sets a state; returns the previous one.
     pub(crate) fn set(&mut self, i: usize, state: LinkState) -> LinkState {
         let slot = &mut self.slots[i];
@@ -96,6 +114,12 @@ impl Table {
         }
         slot.state = state;
         old
+    }
+
+    /// The heal epoch of every slot, by index: a snapshot to tell later whether a link was
+    /// healed since (see [`Control::wait_open`]).
+    pub(crate) fn epochs(&self) -> Vec<u64> {
+        self.slots.iter().map(|s| s.heal_epoch).collect()
     }
 
     /// Slots in `LinkId` order.
@@ -180,16 +204,21 @@ impl Control {
     }
 
     /// Blocks while either link is held: a TCP handshake needs both directions. Returns whether
-    /// it had to wait (the connection attempt was held), or `Err(Wake::Closing)`.
-    pub(crate) fn wait_open(&self, a: usize, b: usize) -> Result<bool, Wake> {
+    /// the connection attempt was held at any time since `since` (the [`Table::epochs`] taken
+    /// when it was accepted): it had to wait, or a link was healed in between, even if this
+    /// thread only got here after the heal. Or `Err(Wake::Closing)`.
+    pub(crate) fn wait_open(&self, a: usize, b: usize, since: &[u64]) -> Result<bool, Wake> {
         let mut t = self.table();
+        // A slot created after the accept was in `Pass`, with epoch 0, at the accept.
+        let healed_since =
+            |t: &Table, i: usize| t.slots[i].heal_epoch != since.get(i).copied().unwrap_or(0);
         let mut waited = false;
         loop {
             if t.closing {
                 return Err(Wake::Closing);
             }
             if t.slots[a].state != LinkState::Hold && t.slots[b].state != LinkState::Hold {
-                return Ok(waited);
+                return Ok(waited || healed_since(&t, a) || healed_since(&t, b));
             }
             waited = true;
             t = self
@@ -246,6 +275,26 @@ mod tests {
         };
         c.close();
         assert_eq!(waiter.join().ok(), Some(Wake::Closing));
+    }
+
+    #[test]
+    fn wait_open_reports_a_hold_healed_before_the_wait_began() {
+        let c = Control::default();
+        let (a, b, since) = {
+            let mut t = c.table();
+            let a = t.ensure(&LinkId::new("a", "b"));
+            let b = t.ensure(&LinkId::new("b", "a"));
+            (a, b, t.epochs())
+        };
+        assert_eq!(c.wait_open(a, b, &since), Ok(false));
+        c.table().set(b, LinkState::Hold);
+        c.table().set(b, LinkState::Pass);
+        assert_eq!(c.wait_open(a, b, &since), Ok(true));
+        // A slot created after the snapshot counts from epoch 0.
+        let late = c.table().ensure(&LinkId::new("a", "c"));
+        let now = c.table().epochs();
+        assert_eq!(c.wait_open(late, b, &now), Ok(false));
+        assert_eq!(c.wait_open(late, late, &since), Ok(false));
     }
 
     #[test]

@@ -18,6 +18,18 @@ pub enum ProxyError {
     /// A link from an endpoint to itself.
     #[error("link {0} goes from an endpoint to itself")]
     SelfLink(LinkId),
+    /// `add_destination` for a destination that already has a listener.
+    #[error("destination {0} already has a listener")]
+    DuplicateDestination(String),
+    /// The destination listener could not be bound or its thread started.
+    #[error("cannot start the destination listener for {dest}: {source}")]
+    DestinationListen {
+        /// The destination being added.
+        dest: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// The listener could not be bound or its thread started.
     #[error("cannot start listener for {link}: {source}")]
     Listen {

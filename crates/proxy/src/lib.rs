@@ -69,7 +69,23 @@
 //!
 //! A connection accepted while either direction of its link is held is not dialed until both
 //! are open (a handshake needs both ways); until then the dialer's bytes wait in its socket. On
-//! heal it is dialed (`Deliver`) or reset (`Reset`).
+//! heal it is reset (`Reset`), or, in `Deliver` mode, dialed **unless it is a ghost**. (A hold
+//! that begins and ends between the accept and the dial, however short, counts the same.)
+//!
+//! **The ghost rule.** Behind a real partition the dialer's `connect` would still be pending,
+//! and a process that closes the socket or dies meanwhile abandons the attempt: nothing ever
+//! reaches the target. So on heal, a held handshake is dropped (its accepted socket reset, the
+//! target never dialed; counted in [`LinkStats::ghosts`], logged `drop ... ghost`) when the
+//! dialer reset it, or when no process holds the dialer's socket any more: it was closed, or
+//! its process was killed (the kernel then closes it). This is read from `/proc/net/tcp`, where
+//! the dialer's socket shows inode 0 once no process holds it. A dialer that wrote bytes and then
+//! half-closed (`shutdown(Write)`) still holds its socket and is delivered: bytes, then FIN, as
+//! TCP would once the handshake went through. Precisely because a kill closes the socket, a
+//! killed node's queued connection never reaches the target after the node died. (If `/proc`
+//! cannot be read, only an end of stream with no data before it, or a reset, counts as a ghost.)
+//! The rule is about handshakes only: bytes held on an *established* connection are still
+//! delivered on heal even if their sender has died since, as the dead sender's kernel would
+//! keep retransmitting them.
 //!
 //! **Delay** `{ base, jitter }`: each chunk read is delivered `base + U[0, jitter]` after it was
 //! read, but never before an earlier chunk of the same connection direction, so byte order is
@@ -85,18 +101,88 @@
 //! RST on (subject to the link state, like the bytes before it). If a target refuses the dial
 //! (the node is down), the dialer's connection is reset.
 //!
+//! # Destination listeners
+//!
+//! Some stores cannot be given a per-peer address: every etcd member dials the one peer URL a
+//! member advertises; Redis replicas dial the master. For them, [`Proxy::add_destination`]
+//! opens **one listener per destination node** and works out, for every accepted connection,
+//! which node process dialed it:
+//!
+//! 1. the accepted socket's peer address is the dialer's local address; the row of
+//!    `/proc/net/tcp` (or `tcp6`) with that local address and the listener as remote address is
+//!    the dialer's socket, and gives its inode;
+//! 2. the candidates callback is called (per connection: nodes come and go) for the current
+//!    `(node id, root pid)` of every node; the first candidate, in the order returned, whose
+//!    root process or any descendant (a node may be a shell wrapper that forks) has an fd on
+//!    `socket:[inode]` dialed it. A pid reused by an unrelated process is the callback's to
+//!    avoid;
+//! 3. this is retried a handful of times over about 30 ms while it fails.
+//!
+//! An attributed connection from node `i` to destination `j` then behaves exactly like one
+//! accepted on the per-link listener `i -> j` (which need not exist): bytes `i -> j` follow link
+//! `i -> j`, replies follow `j -> i`, with the same hold, delay, heal, reset and ghost
+//! semantics, counted in that link's [`LinkStats`] and logged under its name (`attribute`
+//! line first). The links are created on first use if [`Proxy::declare_link`] did not create
+//! them already; declare them up front so that a partition can name them before any
+//! connection was made.
+//!
+//! A connection that cannot be attributed (the dialer is not a candidate nor a descendant of
+//! one, its socket was already closed, or `/proc` cannot be read) is **reset**, counted in
+//! [`DestinationStats::unattributed`] and logged at `warn` with its source port. Resetting,
+//! rather than passing it unfaulted, keeps every byte that reaches a node subject to the
+//! partitions: a connection that slipped past the links would silently bypass them. The dialer
+//! sees a reset, as if the connection was refused, and may retry.
+//!
+//! The destination node dialing itself through its own listener (`j -> j`) is passed through,
+//! governed by no link (a partition never separates a node from itself), and counted in
+//! [`DestinationStats::self_dials`].
+//!
+//! Linux only: elsewhere every destination connection is unattributed.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use proxy::{Candidates, LinkId, Proxy, ProxyConfig};
+//!
+//! # fn main() -> Result<(), proxy::ProxyError> {
+//! # let pids = || Vec::<(String, u32)>::new();
+//! let proxy = Proxy::new(ProxyConfig::default());
+//! let n2_peer: SocketAddr = "127.0.0.1:2380".parse().unwrap(); // n2's real peer port
+//! // The current (node id, root pid) of every node process, e.g. from the launcher.
+//! let candidates: Candidates = Arc::new(move || pids());
+//! let n2_advertised = proxy.add_destination("n2", n2_peer, candidates)?;
+//! proxy.declare_link(&LinkId::new("n1", "n2"))?; // and its reverse; likewise every pair
+//! # let _ = n2_advertised;
+//! // n2 advertises `n2_advertised`; whoever dials it is told apart by process.
+//! proxy.partition(&[LinkId::new("n1", "n2")])?; // n1's bytes no longer reach n2
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! **Shutdown.** Dropping the [`Proxy`] (or [`Proxy::shutdown`]) stops every acceptor, resets
 //! every proxied connection and joins every thread; listening ports are released.
 //!
 //! # Observability
 //!
-//! [`Proxy::stats`] gives, per directed link, its state, connection counts (on the link whose
-//! listener accepted them), bytes delivered in its direction, resets and failed dials.
+//! [`Proxy::stats`] gives, per directed link, its state, connection counts (on the link that
+//! carried them: the link whose listener accepted them, or the attributed link), bytes delivered
+//! in its direction, resets, failed dials and ghosts dropped. [`Proxy::destination_stats`]
+//! gives, per destination listener, how many of its connections were attributed and how many
+//! were not.
+//!
+//! To detect links the system under test bypassed (a link that carried no connection while both
+//! its ends were up), look at [`LinkStats::connections_total`] of every link between nodes: it
+//! counts connections dialed `from -> to` through either kind of listener. A connection dialed
+//! `j -> i` also carries bytes on `i -> j` (the replies) but is counted on `j -> i` only; use
+//! [`LinkStats::bytes`] to see traffic in a direction. Any non-zero
+//! [`DestinationStats::unattributed`] means something dialed a destination that was not a
+//! known node (or died before it could be identified).
 //!
 //! Every decision is logged through the `log` facade, target `proxy`, as `<verb> <what>`:
-//! `start` (with the seed), `link`, `partition`, `heal`, `delay`, `stopped` at `info`; per
-//! connection `accept`, `hold`, `release`, `reset`, `close` at `debug`; each delayed chunk
-//! (`delay`) at `trace`. Install any `log` backend to see them.
+//! `start` (with the seed), `link`, `destination`, `partition`, `heal`, `delay`, `stopped` at
+//! `info`; `unattributed` (with the source port) at `warn`; per connection `accept`,
+//! `attribute`, `hold`, `release`, `drop` (a ghost), `reset`, `close` at `debug`; each delayed
+//! chunk (`delay`) at `trace`. Install any `log` backend to see them.
 //!
 //! # Link lists
 //!
@@ -104,8 +190,10 @@
 //! `LinkId` or `&LinkId`: `&vec`, `[&l]`, `cut_between(..)`. A list naming an unknown link is
 //! rejected whole ([`ProxyError::UnknownLink`]) and changes nothing.
 
+mod attribute;
 mod conn;
 mod control;
+mod destination;
 mod error;
 mod link;
 mod listener;
@@ -121,12 +209,14 @@ use std::time::Duration;
 
 use log::info;
 
+pub use crate::destination::Candidates;
 pub use crate::error::ProxyError;
 pub use crate::link::{cut_between, LinkId, LinkState};
 
 use crate::conn::{Route, Shared};
 use crate::control::lock;
-use crate::listener::Acceptor;
+use crate::destination::{DestCounters, Destination};
+use crate::listener::{Acceptor, Origin};
 
 /// What happens to held bytes when their link heals. One choice per proxy (per run).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -158,9 +248,13 @@ pub struct LinkStats {
     pub listen_addr: Option<SocketAddr>,
     /// Where the listener forwards to.
     pub target: Option<SocketAddr>,
-    /// Connections this link's listener has accepted.
+    /// Connections dialed from `from` to `to`: accepted by this link's listener, or by `to`'s
+    /// destination listener and attributed to `from`. Counted when accepted (attributed), even
+    /// if later held, reset or dropped as a ghost.
     pub connections_total: u64,
-    /// Of those, not yet closed.
+    /// Of those, the ones that came through a destination listener.
+    pub connections_attributed: u64,
+    /// Of `connections_total`, not yet closed.
     pub connections_active: u64,
     /// Bytes delivered from `from` to `to`, on connections in either direction.
     pub bytes: u64,
@@ -168,6 +262,33 @@ pub struct LinkStats {
     pub resets: u64,
     /// Connections whose dial to the target failed.
     pub dial_failures: u64,
+    /// Connections accepted while this link (or its reverse) was held, dropped on heal because
+    /// their dialer had meanwhile closed its socket, reset, or died (`HealMode::Deliver`; see
+    /// the ghost rule in the crate docs). The target never saw them.
+    pub ghosts: u64,
+}
+
+/// Counters of one destination listener, as returned by [`Proxy::destination_stats`].
+///
+/// Every accepted connection ends up in exactly one of `attributed`, `self_dials` and
+/// `unattributed` once its attribution is done (a few ms at most; `connections_total` counts it
+/// from the accept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DestinationStats {
+    /// The listener address: where every node is told this destination lives.
+    pub listen_addr: SocketAddr,
+    /// Where it forwards to: the destination's real address.
+    pub target: SocketAddr,
+    /// Connections accepted.
+    pub connections_total: u64,
+    /// Attributed to another node `i`, and so proxied on link `i -> destination` (counted there
+    /// too, in [`LinkStats::connections_attributed`]).
+    pub attributed: u64,
+    /// Dialed by the destination node itself: passed through, governed by no link.
+    pub self_dials: u64,
+    /// Not attributable to any candidate (see the crate docs): reset, and logged at `warn`.
+    pub unattributed: u64,
 }
 
 /// The fault-injecting proxy: a set of directed links, each with a listener, a target and a
@@ -176,6 +297,7 @@ pub struct LinkStats {
 pub struct Proxy {
     shared: Arc<Shared>,
     acceptors: Mutex<BTreeMap<LinkId, Acceptor>>,
+    destinations: Mutex<BTreeMap<String, (Acceptor, Arc<Destination>)>>,
 }
 
 impl Proxy {
@@ -191,6 +313,7 @@ impl Proxy {
                 seed: config.seed,
             }),
             acceptors: Mutex::default(),
+            destinations: Mutex::default(),
         }
     }
 
@@ -219,16 +342,94 @@ impl Proxy {
             }
         };
         let forward = route.forward;
-        let acceptor =
-            Acceptor::start(&self.shared, route).map_err(|source| ProxyError::Listen {
+        let acceptor = Acceptor::start(&self.shared, Origin::Link(route)).map_err(|source| {
+            ProxyError::Listen {
                 link: link.clone(),
                 source,
-            })?;
+            }
+        })?;
         let addr = acceptor.addr;
         self.shared.control.table().slots[forward].listen = Some((addr, target));
         info!(target: "proxy", "link {link} listen={addr} target={target}");
         acceptors.insert(link, acceptor);
         Ok(addr)
+    }
+
+    /// Makes `link` and its reverse known, in `Pass` unless already set, without opening a
+    /// listener: the links that connections through destination listeners will follow, so a
+    /// partition can name them before any such connection exists. Idempotent.
+    pub fn declare_link(&self, link: &LinkId) -> Result<(), ProxyError> {
+        if link.from == link.to {
+            return Err(ProxyError::SelfLink(link.clone()));
+        }
+        let mut t = self.shared.control.table();
+        if t.find(link).is_none() {
+            info!(target: "proxy", "link {link} declared");
+        }
+        t.ensure(link);
+        t.ensure(&link.reversed());
+        Ok(())
+    }
+
+    /// Opens one listener on `127.0.0.1:<OS port>` for destination node `dest`, forwarding to
+    /// its real address `target`, and returns its address: tell every node that `dest` lives
+    /// there. Each accepted connection is attributed to the node that dialed it, among
+    /// `candidates()` (called per connection: the current `(node id, root pid)` of every node
+    /// process), and proxied on link `node -> dest`; one that cannot be attributed is reset.
+    /// See "Destination listeners" in the crate docs.
+    pub fn add_destination(
+        &self,
+        dest: &str,
+        target: SocketAddr,
+        candidates: Candidates,
+    ) -> Result<SocketAddr, ProxyError> {
+        let mut dests = lock(&self.destinations);
+        if dests.contains_key(dest) {
+            return Err(ProxyError::DuplicateDestination(dest.to_string()));
+        }
+        let self_slot = self.shared.control.table().private(LinkId::new(dest, dest));
+        let d = Arc::new(Destination {
+            name: dest.to_string(),
+            target,
+            candidates,
+            self_slot,
+            counters: DestCounters::default(),
+        });
+        let acceptor = Acceptor::start(&self.shared, Origin::Destination(Arc::clone(&d))).map_err(
+            |source| ProxyError::DestinationListen {
+                dest: dest.to_string(),
+                source,
+            },
+        )?;
+        let addr = acceptor.addr;
+        info!(target: "proxy", "destination {dest} listen={addr} target={target}");
+        dests.insert(dest.to_string(), (acceptor, d));
+        Ok(addr)
+    }
+
+    /// The listener address of destination `dest`, if it has one.
+    pub fn destination_addr(&self, dest: &str) -> Option<SocketAddr> {
+        lock(&self.destinations).get(dest).map(|(a, _)| a.addr)
+    }
+
+    /// Counters of every destination listener, by destination.
+    pub fn destination_stats(&self) -> BTreeMap<String, DestinationStats> {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        lock(&self.destinations)
+            .iter()
+            .map(|(name, (acceptor, d))| {
+                let c = &d.counters;
+                let stats = DestinationStats {
+                    listen_addr: acceptor.addr,
+                    target: d.target,
+                    connections_total: get(&c.accepted),
+                    attributed: get(&c.attributed),
+                    self_dials: get(&c.self_dials),
+                    unattributed: get(&c.unattributed),
+                };
+                (name.clone(), stats)
+            })
+            .collect()
     }
 
     /// The listener address of `link`, if it has one.
@@ -298,10 +499,12 @@ impl Proxy {
                     listen_addr: s.listen.map(|(l, _)| l),
                     target: s.listen.map(|(_, t)| t),
                     connections_total: get(&c.connections_total),
+                    connections_attributed: get(&c.connections_attributed),
                     connections_active: get(&c.connections_active),
                     bytes: get(&c.bytes),
                     resets: get(&c.resets),
                     dial_failures: get(&c.dial_failures),
+                    ghosts: get(&c.ghosts),
                 };
                 (s.id.clone(), stats)
             })
@@ -377,6 +580,10 @@ impl Drop for Proxy {
         self.shared.control.close();
         let acceptors = std::mem::take(&mut *lock(&self.acceptors));
         for (_, a) in acceptors {
+            a.stop();
+        }
+        let destinations = std::mem::take(&mut *lock(&self.destinations));
+        for (_, (a, _)) in destinations {
             a.stop();
         }
         let conns = std::mem::take(&mut *lock(&self.shared.conns));

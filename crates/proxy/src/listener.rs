@@ -1,4 +1,4 @@
-//! One listener per directed link and its accept loop.
+//! A listener (per directed link, or per destination) and its accept loop.
 //!
 //! The accept is blocking (no polling); shutdown wakes it by connecting to it once after closing
 //! the link table, and the loop sees `closing` and ends.
@@ -12,6 +12,23 @@ use std::time::Duration;
 use log::{debug, warn};
 
 use crate::conn::{self, Route, Shared};
+use crate::destination::{self, Destination};
+
+/// What a listener's connections are: on one known link, or to be attributed.
+#[derive(Debug)]
+pub(crate) enum Origin {
+    Link(Route),
+    Destination(Arc<Destination>),
+}
+
+impl Origin {
+    fn name(&self) -> String {
+        match self {
+            Origin::Link(r) => r.link.to_string(),
+            Origin::Destination(d) => format!("*->{}", d.name),
+        }
+    }
+}
 
 /// After a failed accept (e.g. out of file descriptors), wait this long before the next, rather
 /// than spin.
@@ -25,14 +42,14 @@ pub(crate) struct Acceptor {
 }
 
 impl Acceptor {
-    /// Binds `127.0.0.1:0` and starts accepting for `route`.
-    pub(crate) fn start(shared: &Arc<Shared>, route: Route) -> io::Result<Acceptor> {
+    /// Binds `127.0.0.1:0` and starts accepting for `origin`.
+    pub(crate) fn start(shared: &Arc<Shared>, origin: Origin) -> io::Result<Acceptor> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let addr = listener.local_addr()?;
         let shared = Arc::clone(shared);
         let thread = thread::Builder::new()
-            .name(format!("proxy accept {}", route.link))
-            .spawn(move || accept_loop(&shared, &listener, &route))?;
+            .name(format!("proxy accept {}", origin.name()))
+            .spawn(move || accept_loop(&shared, &listener, &origin))?;
         Ok(Acceptor { addr, thread })
     }
 
@@ -50,17 +67,20 @@ impl Acceptor {
     }
 }
 
-fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, route: &Route) {
+fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, origin: &Origin) {
     loop {
         let accepted = listener.accept();
         if shared.control.is_closing() {
-            debug!(target: "proxy", "stop accepting {}", route.link);
+            debug!(target: "proxy", "stop accepting {}", origin.name());
             return;
         }
-        match accepted {
-            Ok((client, peer)) => conn::spawn(shared, client, peer, route),
-            Err(e) => {
-                warn!(target: "proxy", "accept {}: {e}", route.link);
+        match (accepted, origin) {
+            (Ok((client, peer)), Origin::Link(route)) => conn::spawn(shared, client, peer, route),
+            (Ok((client, peer)), Origin::Destination(d)) => {
+                destination::spawn(shared, client, peer, d)
+            }
+            (Err(e), _) => {
+                warn!(target: "proxy", "accept {}: {e}", origin.name());
                 thread::sleep(ACCEPT_BACKOFF);
             }
         }

@@ -82,3 +82,28 @@ pub(crate) fn write_all(
     }
     Ok(())
 }
+
+/// Looks at the next byte without consuming it and without blocking (`MSG_PEEK |
+/// MSG_DONTWAIT`): `Ok(0)` is an end of stream with nothing before it, `WouldBlock` is an open
+/// connection with nothing pending, an error such as `ConnectionReset` is a reset. Leaves the
+/// socket's blocking mode alone, which other threads rely on.
+#[cfg(unix)]
+pub(crate) fn peek_nonblocking(s: &TcpStream) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut byte = 0u8;
+    // SAFETY: the fd is open for as long as `s` is borrowed; the buffer is one valid byte.
+    let n = unsafe {
+        libc::recv(
+            s.as_raw_fd(),
+            (&mut byte as *mut u8).cast::<libc::c_void>(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn peek_nonblocking(_s: &TcpStream) -> io::Result<usize> {
+    Err(ErrorKind::WouldBlock.into())
+}

@@ -4,11 +4,11 @@
 mod util;
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use proxy::{HealMode, LinkId, Proxy, ProxyConfig};
+use proxy::{Candidates, HealMode, LinkId, Proxy, ProxyConfig};
 use util::*;
 
 struct Capture(Mutex<Vec<String>>);
@@ -59,8 +59,25 @@ fn control_and_connection_decisions_are_logged_with_their_verbs() {
     assert!(eventually(IO_TIMEOUT, || lines()
         .iter()
         .any(|l| l.starts_with("DEBUG hold a->b on a->b#0"))));
+    // A connection whose handshake is held, closed by its dialer before the heal: a ghost.
+    let mut ghost = connect(addr);
+    ghost.write_all(b"4").expect("write");
+    assert!(eventually(IO_TIMEOUT, || proxy.stats()[&ab]
+        .connections_total
+        == 2));
+    drop(ghost);
     proxy.heal_all();
     assert_eq!(read_n(&mut s, 1), b"3");
+    assert!(eventually(IO_TIMEOUT, || proxy.stats()[&ab].ghosts == 1));
+
+    // A destination listener with no candidates: every connection is unattributed.
+    let no_one: Candidates = Arc::new(Vec::new);
+    let d = proxy
+        .add_destination("d", taddr, no_one)
+        .expect("add destination");
+    let mut u = connect(d);
+    assert!(ends_within(&mut u, IO_TIMEOUT));
+    let port = u.local_addr().expect("local addr").port();
     drop(proxy);
 
     let log = lines();
@@ -74,6 +91,10 @@ fn control_and_connection_decisions_are_logged_with_their_verbs() {
         "DEBUG hold a->b on a->b#0",
         "INFO heal all [a->b]",
         "DEBUG release a->b on a->b#0: 1 bytes",
+        "DEBUG drop a->b#1: ghost: the dialer (port ",
+        "INFO destination d listen=",
+        "DEBUG accept *->d#0 from 127.0.0.1:",
+        &format!("WARN unattributed *->d#0 from source port {port}: "),
         "INFO stopped",
     ] {
         assert!(

@@ -565,3 +565,57 @@ fn api_misuse_is_a_typed_error_and_changes_nothing() {
         "a rejected list changed a link"
     );
 }
+
+#[test]
+fn held_connection_closed_by_its_dialer_is_dropped_as_a_ghost_on_heal() {
+    let (target, taddr) = target();
+    let proxy = proxy(HealMode::Deliver);
+    let ab = link("a", "b");
+    let addr = proxy.add_link(ab.clone(), taddr).expect("add link");
+    proxy.partition([&ab]).expect("partition");
+    let mut c = connect(addr);
+    c.write_all(b"ghost").expect("write");
+    assert!(eventually(IO_TIMEOUT, || proxy.stats()[&ab]
+        .connections_total
+        == 1));
+    drop(c); // a full close, as a dying process's kernel does
+    proxy.heal_all();
+    assert!(
+        accept_within(&target, Duration::from_millis(300)).is_none(),
+        "a ghost reached the target"
+    );
+    assert!(eventually(IO_TIMEOUT, || proxy.stats()[&ab].ghosts == 1));
+    assert_eq!(proxy.stats()[&ab].connections_active, 0);
+
+    // A fresh connection works.
+    let mut c = connect(addr);
+    c.write_all(b"alive").expect("write");
+    let mut s = accept(&target);
+    assert_eq!(read_n(&mut s, 5), b"alive");
+}
+
+#[test]
+fn held_connection_half_closed_by_its_dialer_is_delivered_on_heal() {
+    let (target, taddr) = target();
+    let proxy = proxy(HealMode::Deliver);
+    let ab = link("a", "b");
+    let addr = proxy.add_link(ab.clone(), taddr).expect("add link");
+    proxy.partition([&ab]).expect("partition");
+    let mut c = connect(addr);
+    c.write_all(b"request").expect("write");
+    c.shutdown(Shutdown::Write).expect("half-close");
+    assert!(eventually(IO_TIMEOUT, || proxy.stats()[&ab]
+        .connections_total
+        == 1));
+    thread::sleep(Duration::from_millis(50));
+    proxy.heal_all();
+    let mut s = accept(&target);
+    assert_eq!(read_n(&mut s, 7), b"request");
+    assert!(
+        read_for(&mut s, IO_TIMEOUT).is_empty(),
+        "EOF after the bytes"
+    );
+    s.write_all(b"answer").expect("write");
+    assert_eq!(read_n(&mut c, 6), b"answer");
+    assert_eq!(proxy.stats()[&ab].ghosts, 0);
+}

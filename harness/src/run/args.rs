@@ -43,8 +43,17 @@ pub struct RunArgs {
     /// Number of keys the workers spread their operations over.
     #[arg(long, default_value_t = 5)]
     pub keys: usize,
-    /// Node binary: anything that accepts raftkv's flags and speaks the client protocol
-    /// [default: `raftkv` next to the harness executable].
+    /// The store under test: a built-in system (raftkv, etcd, redis) or a spec file (a path
+    /// ending in .toml; see docs/plugging-in.md).
+    #[arg(long, default_value = "raftkv")]
+    pub system: String,
+    /// Sets an option of the system's client adapter, over the spec's `[client]` table
+    /// (repeatable): `KEY=VALUE`, the value read as TOML (`true`, `3`, `"text"`), else as a
+    /// string. E.g. `--client-opt read_from_replicas=false` for Redis.
+    #[arg(long = "client-opt", value_name = "KEY=VALUE")]
+    pub client_opts: Vec<String>,
+    /// The program the system spec calls `{bin}` (for raftkv: `raftkv` next to the harness
+    /// executable): e.g. your own node binary that takes raftkv's flags.
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
     /// Where run directories are created; `<out>/latest` points at the newest.
@@ -160,7 +169,12 @@ pub struct RunConfig {
     pub nemesis_interval: Duration,
     pub seed: u64,
     pub keys: usize,
-    pub node_bin: PathBuf,
+    /// What `--system` named (a built-in name or a path).
+    pub system: String,
+    #[serde(skip)]
+    pub spec: crate::system::Spec,
+    pub node_bin: Option<PathBuf>,
+    pub client_opts: Vec<String>,
     pub out: PathBuf,
     #[serde(serialize_with = "ser_duration")]
     pub op_timeout: Duration,
@@ -213,13 +227,9 @@ pub fn parse_nemesis(s: &str) -> Result<Vec<FaultKind>, UsageError> {
 }
 
 impl RunArgs {
-    /// Validates the options. `default_node_bin` is used when `--node-bin` is absent; `random_seed`
-    /// when `--seed` is.
-    pub fn validate(
-        &self,
-        default_node_bin: impl FnOnce() -> PathBuf,
-        random_seed: impl FnOnce() -> u64,
-    ) -> Result<RunConfig, UsageError> {
+    /// Validates the options and loads the system spec; `random_seed` is used when `--seed` is
+    /// absent.
+    pub fn validate(&self, random_seed: impl FnOnce() -> u64) -> Result<RunConfig, UsageError> {
         let usage = |m: &str| Err(UsageError(m.to_string()));
         if self.nodes == 0 || self.nodes > 64 {
             return usage("--nodes must be between 1 and 64");
@@ -249,6 +259,19 @@ impl RunArgs {
             return usage("--overlap must be between 0 and 1");
         }
         let nemesis = parse_nemesis(&self.nemesis)?;
+        let mut spec =
+            crate::system::Spec::load(&self.system).map_err(|e| UsageError(e.to_string()))?;
+        for opt in &self.client_opts {
+            let (k, v) = opt
+                .split_once('=')
+                .ok_or_else(|| UsageError(format!("--client-opt {opt:?}: expected KEY=VALUE")))?;
+            let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(v.to_string()));
+            spec.client.insert(k.trim().to_string(), value);
+        }
+        crate::system::build_adapter(&spec).map_err(|e| UsageError(e.to_string()))?;
         Ok(RunConfig {
             nodes: self.nodes,
             clients: self.clients,
@@ -259,7 +282,10 @@ impl RunArgs {
             nemesis_interval: self.nemesis_interval,
             seed: self.seed.unwrap_or_else(random_seed),
             keys: self.keys,
-            node_bin: self.node_bin.clone().unwrap_or_else(default_node_bin),
+            system: self.system.clone(),
+            spec,
+            node_bin: self.node_bin.clone(),
+            client_opts: self.client_opts.clone(),
             out: self.out.clone(),
             op_timeout: self.op_timeout,
             rate: self.rate,
@@ -313,7 +339,13 @@ pub fn replay_command(cfg: &RunConfig) -> String {
         .into(),
     );
     opt("check-timeout", d(cfg.check_timeout));
-    opt("node-bin", cfg.node_bin.display().to_string());
+    opt("system", cfg.system.clone());
+    for c in &cfg.client_opts {
+        opt("client-opt", c.clone());
+    }
+    if let Some(b) = &cfg.node_bin {
+        opt("node-bin", b.display().to_string());
+    }
     opt("out", cfg.out.display().to_string());
     for a in &cfg.node_args {
         argv.push(format!("--node-arg={a}"));

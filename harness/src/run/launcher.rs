@@ -12,7 +12,7 @@
 //! spawned from a thread that lives as long as the run: the harness spawns them from its main
 //! thread only.
 
-use super::client;
+use super::probe::Probe;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -23,7 +23,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 struct Registry {
@@ -111,6 +111,10 @@ pub struct NodeSpec {
     pub peers: Vec<(String, SocketAddr)>,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// The command line, from the system spec.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
 }
 
 /// Process state of one node, as the harness left it.
@@ -131,21 +135,20 @@ struct Node {
     crashes: Vec<String>,
 }
 
+/// The (node id, pid) of every node process running, shared with the proxy, which attributes
+/// connections to nodes by process.
+pub type Pids = Arc<Mutex<Vec<(String, u32)>>>;
+
 /// A cluster of node processes.
 pub struct Cluster {
-    bin: PathBuf,
     cluster_id: String,
-    extra_args: Vec<String>,
     nodes: Vec<Node>,
+    pids: Pids,
+    probe: Probe,
 }
 
 impl Cluster {
-    pub fn new(
-        bin: PathBuf,
-        cluster_id: String,
-        extra_args: Vec<String>,
-        specs: Vec<NodeSpec>,
-    ) -> Cluster {
+    pub fn new(cluster_id: String, specs: Vec<NodeSpec>, pids: Pids, probe: Probe) -> Cluster {
         let nodes = specs
             .into_iter()
             .map(|spec| Node {
@@ -157,10 +160,23 @@ impl Cluster {
             })
             .collect();
         Cluster {
-            bin,
             cluster_id,
-            extra_args,
             nodes,
+            pids,
+            probe,
+        }
+    }
+
+    /// Publishes the running nodes' pids to the shared list.
+    fn publish_pids(&self) {
+        let now: Vec<(String, u32)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.child.as_ref().map(|c| (n.spec.id.clone(), c.id())))
+            .collect();
+        match self.pids.lock() {
+            Ok(mut g) => *g = now,
+            Err(p) => *p.into_inner() = now,
         }
     }
 
@@ -176,13 +192,14 @@ impl Cluster {
         &self.nodes[i].spec.id
     }
 
+    /// How this system's nodes are asked about themselves.
+    pub fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
     /// The cluster id every node is started with (`--cluster-id`).
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
-    }
-
-    pub fn client_addrs(&self) -> Vec<SocketAddr> {
-        self.nodes.iter().map(|n| n.spec.client).collect()
     }
 
     pub fn state(&self, i: usize) -> NodeState {
@@ -196,26 +213,7 @@ impl Cluster {
 
     /// The full command line of node `i`.
     pub fn command_line(&self, i: usize) -> Vec<String> {
-        let s = &self.nodes[i].spec;
-        let mut v = vec![
-            self.bin.display().to_string(),
-            "--id".into(),
-            s.id.clone(),
-            "--cluster-id".into(),
-            self.cluster_id.clone(),
-            "--client".into(),
-            s.client.to_string(),
-            "--peer-listen".into(),
-            s.peer_listen.to_string(),
-        ];
-        for (id, addr) in &s.peers {
-            v.push("--peer".into());
-            v.push(format!("{id}={addr}"));
-        }
-        v.push("--data-dir".into());
-        v.push(s.data_dir.display().to_string());
-        v.extend(self.extra_args.iter().cloned());
-        v
+        self.nodes[i].spec.argv.clone()
     }
 
     /// Starts node `i` (which must be down). Does not wait for it to answer.
@@ -244,8 +242,13 @@ impl Cluster {
         let err_log = log
             .try_clone()
             .with_context(|| format!("opening {}", node.spec.log.display()))?;
-        let mut cmd = Command::new(&argv[0]);
+        let Some(program) = argv.first() else {
+            bail!("node {}: empty command line", node.spec.id);
+        };
+        let mut cmd = Command::new(program);
         cmd.args(&argv[1..])
+            .envs(node.spec.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&node.spec.workdir)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
@@ -271,15 +274,17 @@ impl Cluster {
         }
         let child = cmd
             .spawn()
-            .with_context(|| format!("starting node {} with {}", node.spec.id, argv[0]))?;
+            .with_context(|| format!("starting node {} with {program}", node.spec.id))?;
         reg.groups.insert(child.id() as i32);
         drop(reg);
         node.child = Some(child);
         node.paused = false;
+        self.publish_pids();
         Ok(())
     }
 
-    /// Waits until node `i` answers `status`, or fails if it exits or `timeout` passes.
+    /// Waits until node `i` is ready (per the system spec), or fails if it exits or `timeout`
+    /// passes.
     pub fn wait_ready(&mut self, i: usize, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let addr = self.nodes[i].spec.client;
@@ -298,14 +303,22 @@ impl Cluster {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 bail!(
-                    "node {} did not answer `status` on {addr} within {:?}; last lines of {}:\n{}",
+                    "node {} was not ready on {addr} within {:?}; last lines of {}:\n{}",
                     self.id(i),
                     timeout,
                     self.nodes[i].spec.log.display(),
                     log_tail(&self.nodes[i].spec.log, 15)
                 );
             }
-            if client::status(addr, left.min(Duration::from_millis(500))).is_ok() {
+            if self
+                .probe
+                .ready(
+                    &self.nodes[i].spec.id,
+                    addr,
+                    left.min(Duration::from_millis(500)),
+                )
+                .is_ok()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(30).min(left));
@@ -321,13 +334,14 @@ impl Cluster {
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())?;
         forget(node, status);
-        if shutting_down() {
-            // Killed by `kill_all`, not a crash.
-            return None;
-        }
-        let s = describe(status);
-        node.crashes.push(s.clone());
-        Some(s)
+        let crashed = (!shutting_down()).then(|| {
+            // (When shutting down, it was killed by `kill_all`, not a crash.)
+            let s = describe(status);
+            node.crashes.push(s.clone());
+            s
+        });
+        self.publish_pids();
+        crashed
     }
 
     /// Nodes that exited on their own since the last call (reaped), with their exit status.
@@ -344,6 +358,11 @@ impl Cluster {
 
     /// SIGKILLs node `i` (after SIGCONT if paused) and reaps it.
     pub fn kill(&mut self, i: usize) {
+        self.kill_quietly(i);
+        self.publish_pids();
+    }
+
+    fn kill_quietly(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         if let Some(mut child) = node.child.take() {
             let g = Pid::from_raw(child.id() as i32);
@@ -368,8 +387,9 @@ impl Cluster {
             }
         }
         for &i in nodes {
-            self.kill(i);
+            self.kill_quietly(i);
         }
+        self.publish_pids();
     }
 
     /// SIGSTOPs node `i`'s process group.
@@ -465,16 +485,16 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     }
 }
 
-/// The default node binary: `raftkv` next to the harness executable.
-pub fn default_node_bin() -> PathBuf {
+/// The directory of the harness executable (where `raftkv` sits after `cargo build`).
+pub fn bin_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
-        .and_then(|p| p.parent().map(|d| d.join("raftkv")))
-        .unwrap_or_else(|| PathBuf::from("raftkv"))
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Asks the node binary for `--version` (2 s at most); `None` if it has no answer.
-pub fn node_version(bin: &Path) -> Option<String> {
+/// Asks a program for `--version` (2 s at most); `None` if it has no answer.
+pub fn node_version(bin: &str) -> Option<String> {
     let mut child = Command::new(bin)
         .arg("--version")
         .stdin(Stdio::null())
@@ -499,23 +519,40 @@ pub fn node_version(bin: &Path) -> Option<String> {
     }
     let mut out = String::new();
     child.stdout.take()?.read_to_string(&mut out).ok()?;
-    let v = out.trim().to_string();
+    let v = out.lines().next().unwrap_or("").trim().to_string();
     (!v.is_empty()).then_some(v)
 }
 
-/// Checks that `bin` exists and is executable, with a message that says what to do otherwise.
-pub fn check_node_bin(bin: &Path) -> Result<()> {
+/// Finds `program` as the shell would: a path as is, a bare name in `$PATH`. The error says what
+/// to do.
+pub fn check_program(program: &str) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(bin).map_err(|e| {
-        anyhow!(
-            "node binary {} not found ({e}); build it (`cargo build --release`) or pass --node-bin",
-            bin.display()
-        )
-    })?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        bail!("node binary {} is not an executable file", bin.display());
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        let meta = std::fs::metadata(&p).map_err(|e| {
+            anyhow!(
+                "node program {program} not found ({e}); build it (`cargo build --release`) or \
+                 pass --node-bin"
+            )
+        })?;
+        if !meta.is_file() || !executable(&p) {
+            bail!("node program {program} is not an executable file");
+        }
+        return Ok(p);
     }
-    Ok(())
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            anyhow!(
+                "node program {program:?} is not in $PATH; install it (etcd: `apt-get install \
+                 etcd-server`; redis-server: `apt-get install redis-server`) or pass --node-bin"
+            )
+        })
 }
 
 #[cfg(test)]
@@ -544,14 +581,28 @@ mod tests {
                 peers: vec![],
                 data_dir: dir.join(format!("n{i}")),
                 log: dir.join(format!("n{i}.log")),
+                argv: vec![bin.display().to_string(), "--id".into(), format!("n{i}")],
+                env: vec![],
+                workdir: dir.clone(),
             })
             .collect();
-        let mut c = Cluster::new(bin, "t".into(), vec![], specs);
+        let pids: Pids = Arc::default();
+        let probe = Probe {
+            adapter: Arc::new(adapters::native::NativeAdapter::new()),
+            ready: crate::system::ReadyCheck::Tcp,
+            leader: crate::system::LeaderFind::None,
+            cluster: "t".into(),
+        };
+        let mut c = Cluster::new("t".into(), specs, Arc::clone(&pids), probe);
         c.spawn(0, "test")?;
         c.spawn(1, "test")?;
         assert!(c.spawn(1, "test").is_err(), "already running");
         let pid = |c: &Cluster, i: usize| c.nodes[i].child.as_ref().map(Child::id).unwrap_or(0);
         let (p0, p1) = (pid(&c, 0), pid(&c, 1));
+        assert_eq!(
+            pids.lock().map(|g| g.clone()).unwrap_or_default(),
+            vec![("n1".to_string(), p0), ("n2".to_string(), p1)]
+        );
         assert!(c.pause(0));
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(proc_state(p0), Some('T'));

@@ -20,10 +20,10 @@
 
 pub mod args;
 mod checker;
-mod client;
 mod launcher;
 mod nemesis;
 mod network;
+mod probe;
 mod progress;
 mod proxylog;
 mod recorder;
@@ -81,7 +81,7 @@ fn interrupted() -> bool {
 
 /// Entry point of `harness run`.
 pub fn run(args: RunArgs) -> ExitCode {
-    let cfg = match args.validate(launcher::default_node_bin, rand::random) {
+    let cfg = match args.validate(rand::random) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("harness run: {e}");
@@ -144,28 +144,47 @@ fn node_ids(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("n{i}")).collect()
 }
 
-/// Starts the proxy and the nodes, and waits until every node answers `status`. Ports come from
-/// the OS; if a node exits during startup (a port taken meanwhile, say), the whole start is
-/// retried with fresh ports and empty data directories, three times at most.
-fn start_cluster(cfg: &RunConfig, dir: &RunDir) -> Result<(Cluster, Network)> {
+/// Starts the proxy and the nodes, and waits until every node is ready (per the system spec).
+/// Ports come from the OS; if a node exits during startup (a port taken meanwhile, say), the
+/// whole start is retried with fresh ports and empty data directories, three times at most.
+fn start_cluster(
+    cfg: &RunConfig,
+    dir: &RunDir,
+    adapter: &Arc<dyn adapters::Adapter>,
+) -> Result<(Cluster, Network)> {
     let ids = node_ids(cfg.nodes);
     let n = cfg.nodes;
+    let spec = &cfg.spec;
+    let bin_dir = launcher::bin_dir();
+    let bin = spec
+        .bin(cfg.node_bin.as_deref(), &bin_dir)
+        .context("the system spec's `bin`")?;
     for attempt in 1..=3 {
         if launcher::shutting_down() {
             bail!("interrupted while starting the cluster");
         }
         let ports = launcher::free_ports(2 * n).context("reserving ports")?;
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let peer_listen: Vec<SocketAddr> = ports[n..].iter().map(|&p| addr(p)).collect();
         let client_listen: Vec<SocketAddr> = ports[..n].iter().map(|&p| addr(p)).collect();
+        let peer_listen: Vec<SocketAddr> = if spec.node.shared_port {
+            client_listen.clone()
+        } else {
+            ports[n..].iter().map(|&p| addr(p)).collect()
+        };
+        let pids: launcher::Pids = Arc::default();
         let net = Network::start(
             &ids,
             &peer_listen,
             &client_listen,
             cfg.clients,
+            spec.network.peers,
+            &pids,
             cfg.heal,
             cfg.seed,
         )?;
+        let all_advertised: Vec<(String, SocketAddr)> = (0..n)
+            .filter_map(|j| net.advertised_peer_addr(j).map(|a| (ids[j].clone(), a)))
+            .collect();
         let mut specs = Vec::with_capacity(n);
         for (i, id) in ids.iter().enumerate() {
             let data_dir = dir.path.join("nodes").join(id);
@@ -174,25 +193,45 @@ fn start_cluster(cfg: &RunConfig, dir: &RunDir) -> Result<(Cluster, Network)> {
                 let _ = std::fs::remove_dir_all(&data_dir);
                 let _ = std::fs::remove_file(&log);
             }
-            let peers = (0..n)
+            let peers: Vec<(String, SocketAddr)> = (0..n)
                 .filter(|&j| j != i)
                 .filter_map(|j| net.peer_addr(i, j).map(|a| (ids[j].clone(), a)))
                 .collect();
+            let vars = crate::system::Vars {
+                id: id.clone(),
+                index: i,
+                nodes: n,
+                cluster_id: dir.name.clone(),
+                client_addr: client_listen[i],
+                peer_addr: peer_listen[i],
+                advertise_peer_addr: net.advertised_peer_addr(i),
+                data_dir: data_dir.clone(),
+                bin: bin.clone(),
+                bin_dir: bin_dir.clone(),
+                spec_dir: spec.dir.clone(),
+                peers: peers.clone(),
+                all_advertised: all_advertised.clone(),
+                peer_scheme: spec.network.peer_scheme.clone(),
+            };
             specs.push(NodeSpec {
                 id: id.clone(),
-                client: addr(ports[i]),
+                client: client_listen[i],
                 peer_listen: peer_listen[i],
                 peers,
+                argv: spec.argv(&vars, &cfg.node_args)?,
+                env: spec.env(&vars)?,
+                workdir: spec.workdir(&vars)?,
                 data_dir,
                 log,
             });
         }
-        let mut cluster = Cluster::new(
-            cfg.node_bin.clone(),
-            dir.name.clone(),
-            cfg.node_args.clone(),
-            specs,
-        );
+        let probe = probe::Probe {
+            adapter: Arc::clone(adapter),
+            ready: spec.ready.check,
+            leader: spec.leader.find,
+            cluster: dir.name.clone(),
+        };
+        let mut cluster = Cluster::new(dir.name.clone(), specs, pids, probe);
         let started = (|| -> Result<()> {
             for i in 0..n {
                 cluster.spawn(i, "initial start")?;
@@ -227,13 +266,23 @@ fn start_cluster(cfg: &RunConfig, dir: &RunDir) -> Result<(Cluster, Network)> {
 
 /// The whole run; returns the exit code.
 fn execute(cfg: &RunConfig) -> Result<u8> {
-    launcher::check_node_bin(&cfg.node_bin)?;
+    let bin = cfg
+        .spec
+        .bin(cfg.node_bin.as_deref(), &launcher::bin_dir())
+        .context("the system spec's `bin`")?;
+    let program = match cfg.spec.node.command.first().map(String::as_str) {
+        Some("{bin}") => bin.clone(),
+        Some(p) => p.to_string(),
+        None => String::new(),
+    };
+    launcher::check_program(&program)?;
     let wall_start = SystemTime::now();
     let dir = RunDir::create(&cfg.out, cfg.seed, wall_start)?;
     dir.mark_latest()?;
     say(&format!(
-        "harness run: seed {} ({} nodes, {} clients, {} keys, {}, nemesis {}): {}",
+        "harness run: seed {} ({} {} nodes, {} clients, {} keys, {}, nemesis {}): {}",
         cfg.seed,
+        cfg.spec.name,
         cfg.nodes,
         cfg.clients,
         cfg.keys,
@@ -258,10 +307,12 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         cfg.overlap,
         cfg.time_limit,
     );
-    let node_version = launcher::node_version(&cfg.node_bin);
+    let node_version = launcher::node_version(&program);
     let mut run_json = json!({
         "harness": {"version": env!("CARGO_PKG_VERSION")},
-        "node": {"bin": cfg.node_bin.display().to_string(), "version": node_version},
+        "system": {"name": cfg.spec.name, "spec": cfg.spec.origin,
+                   "description": cfg.spec.description},
+        "node": {"bin": program, "version": node_version},
         "started": rundir::utc_rfc3339(wall_start),
         "run_dir": dir.name,
         "seed": cfg.seed,
@@ -277,7 +328,8 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
     // The proxy log's clock starts here; the history's when the workers start.
     proxylog::install(&dir.file("proxy.log"), Instant::now())
         .with_context(|| format!("creating {}", dir.file("proxy.log").display()))?;
-    let (mut cluster, mut net) = start_cluster(cfg, &dir)?;
+    let adapter = crate::system::build_adapter(&cfg.spec).context("the system spec's [client]")?;
+    let (mut cluster, mut net) = start_cluster(cfg, &dir, &adapter)?;
     run_json["nodes"] = json!((0..cluster.len())
         .map(|i| {
             let s = cluster.spec(i);
@@ -301,9 +353,11 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
     let history_path = dir.file("history.jsonl");
     let (rec, writer) = Recorder::create(&history_path, start)
         .with_context(|| format!("creating {}", history_path.display()))?;
-    let mut recorded = run_workload(cfg, &mut cluster, &mut net, &steps, &rec, start)?;
+    let mut recorded = run_workload(cfg, &mut cluster, &mut net, &adapter, &steps, &rec, start)?;
     cluster.shutdown();
     let net_stats = net.stats_json();
+    let net_destinations = net.destinations_json();
+    let unattributed = net.unattributed();
     let silent_links = if recorded.run_time >= Duration::from_secs(5) && !interrupted() {
         net.silent_node_links()
     } else {
@@ -370,6 +424,8 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         "node_crashes": r.crashes,
         "node_starts": r.starts,
         "proxy": net_stats,
+        "proxy_destinations": net_destinations,
+        "proxy_unattributed": unattributed,
     });
     write_run_json(&run_json)?;
 
@@ -391,6 +447,13 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
     }
     if r.crashes > 0 {
         let _ = writeln!(out, "node crashes: {} (see nodes/*.log)", r.crashes);
+    }
+    if unattributed > 0 {
+        let _ = writeln!(
+            out,
+            "WARNING: {unattributed} peer connection(s) could not be attributed to a node and \
+             were reset (see proxy.log)"
+        );
     }
     if !silent_links.is_empty() {
         let _ = writeln!(
@@ -439,6 +502,7 @@ fn run_workload(
     cfg: &RunConfig,
     cluster: &mut Cluster,
     net: &mut Network,
+    adapter: &Arc<dyn adapters::Adapter>,
     steps: &[Step],
     rec: &Recorder,
     start: Instant,
@@ -458,7 +522,17 @@ fn run_workload(
                 .map(|i| cluster.id(i).to_string())
                 .collect(),
             cluster: cluster.cluster_id().to_string(),
-            hint_addrs: cluster.client_addrs(),
+            hint_addrs: (0..cluster.len())
+                .flat_map(|i| {
+                    let mut a = vec![(cluster.spec(i).client.to_string(), i)];
+                    if let Some(p) = net.advertised_peer_addr(i) {
+                        a.push((p.to_string(), i));
+                    }
+                    a
+                })
+                .collect(),
+            updates_to: (cfg.spec.leader.find == crate::system::LeaderFind::First).then_some(0),
+            adapter: Arc::clone(adapter),
         },
         addrs: (0..cfg.clients).map(|w| net.client_addrs(w)).collect(),
         final_addrs: net.final_client_addrs(),
@@ -518,6 +592,11 @@ fn run_workload(
         });
     } else if let (None, Some(first)) = (&failure, not_ready.first()) {
         failure = Some(format!("a node did not come back after recovery: {first}"));
+    }
+    // A history in which nothing took effect checks as linearizable and proves nothing (`harness
+    // check` refuses it too): the run failed.
+    if ops.0 == 0 && !interrupted() {
+        failure.get_or_insert("no operation succeeded: nothing was checked".to_string());
     }
     Ok(Recorded {
         run_time,

@@ -19,7 +19,6 @@
 //! - `crash`, value `{"node": "n2", "status": "exit code 101"}`: a node exited on its own (not a
 //!   fault we injected: a finding about the system under test, and the run fails).
 
-use super::client;
 use super::launcher::{log_tail, Cluster, NodeState};
 use super::network::{NetFault, Network};
 use super::progress::{say, Progress};
@@ -111,30 +110,19 @@ impl<'a> Nemesis<'a> {
         self.progress.set_fault(line);
     }
 
-    /// The current leader among running nodes: the node that says it leads with the highest
-    /// term. Nodes are asked in parallel (300 ms each at most), on their real client ports.
+    /// The current leader among running nodes, as the system spec finds it.
     pub fn find_leader(&self) -> Option<usize> {
-        let addrs: Vec<(usize, std::net::SocketAddr)> = (0..self.cluster.len())
+        let running: Vec<(usize, String, std::net::SocketAddr)> = (0..self.cluster.len())
             .filter(|&i| self.cluster.state(i) == NodeState::Running)
-            .map(|i| (i, self.cluster.spec(i).client))
+            .map(|i| {
+                (
+                    i,
+                    self.cluster.id(i).to_string(),
+                    self.cluster.spec(i).client,
+                )
+            })
             .collect();
-        let answers: Vec<(usize, client::Status)> = std::thread::scope(|s| {
-            let hs: Vec<_> = addrs
-                .iter()
-                .map(|&(i, a)| {
-                    s.spawn(move || (i, client::status(a, Duration::from_millis(300)).ok()))
-                })
-                .collect();
-            hs.into_iter()
-                .filter_map(|h| h.join().ok())
-                .filter_map(|(i, st)| st.map(|st| (i, st)))
-                .collect()
-        });
-        answers
-            .into_iter()
-            .filter(|(_, st)| st.role.as_deref() == Some("leader"))
-            .max_by_key(|(_, st)| st.term.unwrap_or(0))
-            .map(|(i, _)| i)
+        self.cluster.probe().find_leader(&running)
     }
 
     fn resolve_one(&self, t: Target) -> (usize, Option<usize>) {

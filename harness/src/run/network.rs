@@ -9,11 +9,14 @@
 //! force (held wins over delayed), and only the links whose state changes are touched.
 
 use super::args::HealMode;
+use super::launcher::Pids;
+use crate::system::PeerNetwork;
 use anyhow::{Context, Result};
 use proxy::{LinkId, LinkState, Proxy, ProxyConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The name of worker `w`'s endpoint in link names (`c3 -> n1`).
@@ -45,6 +48,8 @@ pub struct Network {
     ids: Vec<String>,
     /// `peer[i][j]`: where node i dials node j.
     peer: Vec<Vec<Option<SocketAddr>>>,
+    /// Where every node dials node j, with per-destination listeners.
+    advertised: Vec<Option<SocketAddr>>,
     /// `client[w][i]`: where worker w dials node i's client port.
     client: Vec<Vec<SocketAddr>>,
     /// Where the final-read client dials node i.
@@ -54,13 +59,18 @@ pub struct Network {
 }
 
 impl Network {
-    /// Opens a listener for every directed pair of nodes, forwarding to `peer_listen[j]`, and for
-    /// every (worker, node) pair, forwarding to `client_listen[i]`.
+    /// Opens the peer listeners, forwarding to `peer_listen[j]`: one per directed pair of nodes
+    /// (`PerLink`), or one per node whose connections are attributed to the dialing node by its
+    /// process (`PerDestination`, among `pids`). Then one listener per (worker, node) pair,
+    /// forwarding to `client_listen[i]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         ids: &[String],
         peer_listen: &[SocketAddr],
         client_listen: &[SocketAddr],
         workers: usize,
+        mode: PeerNetwork,
+        pids: &Pids,
         heal: HealMode,
         seed: u64,
     ) -> Result<Network> {
@@ -73,14 +83,38 @@ impl Network {
         });
         let n = ids.len();
         let mut peer = vec![vec![None; n]; n];
-        for i in 0..n {
-            for j in 0..n {
-                if i != j {
-                    let link = LinkId::new(ids[i].as_str(), ids[j].as_str());
-                    let addr = proxy.add_link(link, peer_listen[j]).with_context(|| {
-                        format!("opening the proxy link {}->{}", ids[i], ids[j])
-                    })?;
-                    peer[i][j] = Some(addr);
+        let mut advertised = vec![None; n];
+        match mode {
+            PeerNetwork::PerLink => {
+                for i in 0..n {
+                    for j in 0..n {
+                        if i != j {
+                            let link = LinkId::new(ids[i].as_str(), ids[j].as_str());
+                            let addr = proxy.add_link(link, peer_listen[j]).with_context(|| {
+                                format!("opening the proxy link {}->{}", ids[i], ids[j])
+                            })?;
+                            peer[i][j] = Some(addr);
+                        }
+                    }
+                }
+            }
+            PeerNetwork::PerDestination => {
+                let pids = Arc::clone(pids);
+                let candidates: proxy::Candidates = Arc::new(move || match pids.lock() {
+                    Ok(g) => g.clone(),
+                    Err(p) => p.into_inner().clone(),
+                });
+                for j in 0..n {
+                    let addr = proxy
+                        .add_destination(&ids[j], peer_listen[j], Arc::clone(&candidates))
+                        .with_context(|| format!("opening the proxy destination {}", ids[j]))?;
+                    advertised[j] = Some(addr);
+                    for i in (0..n).filter(|&i| i != j) {
+                        proxy
+                            .declare_link(&LinkId::new(ids[i].as_str(), ids[j].as_str()))
+                            .with_context(|| format!("declaring {}->{}", ids[i], ids[j]))?;
+                        peer[i][j] = Some(addr);
+                    }
                 }
             }
         }
@@ -101,6 +135,7 @@ impl Network {
             proxy,
             ids: ids.to_vec(),
             peer,
+            advertised,
             client,
             final_client,
             faults: BTreeMap::new(),
@@ -110,6 +145,11 @@ impl Network {
     /// Where node `i` dials node `j`.
     pub fn peer_addr(&self, i: usize, j: usize) -> Option<SocketAddr> {
         self.peer.get(i).and_then(|r| r.get(j)).copied().flatten()
+    }
+
+    /// Where every node dials node `j`, with per-destination listeners (`None` per link).
+    pub fn advertised_peer_addr(&self, j: usize) -> Option<SocketAddr> {
+        self.advertised.get(j).copied().flatten()
     }
 
     /// Where worker `w` dials each node's client port.
@@ -211,13 +251,31 @@ impl Network {
         Ok(())
     }
 
-    /// Node-to-node links whose listener never accepted a connection: with both ends running
-    /// for the whole run, that means the nodes talked some other way (or not at all), and
-    /// partitions on that link cut nothing.
+    /// What never went through the proxy although both ends ran. Per link: every directed
+    /// node-to-node link whose listener never accepted a connection (the nodes talked some other
+    /// way, or not at all, and partitions there cut nothing). Per destination (stores like Redis
+    /// dial in one direction only, so a silent pair is normal): every node that no attributed
+    /// connection ever linked to any other node.
     pub fn silent_node_links(&self) -> Vec<String> {
         let stats = self.proxy.stats();
         let n = self.ids.len();
+        let attributed = |a: usize, b: usize| {
+            stats
+                .get(&self.link(a, b))
+                .map_or(0, |s| s.connections_attributed)
+        };
         let mut silent = Vec::new();
+        if self.advertised.iter().any(Option::is_some) {
+            for i in 0..n {
+                let any = (0..n)
+                    .filter(|&j| j != i)
+                    .any(|j| attributed(i, j) + attributed(j, i) > 0);
+                if !any && n > 1 {
+                    silent.push(format!("{}<->*", self.ids[i]));
+                }
+            }
+            return silent;
+        }
         for i in 0..n {
             for j in 0..n {
                 if i == j {
@@ -235,6 +293,39 @@ impl Network {
         silent
     }
 
+    /// Per-destination counters (attributed and unattributed connections), for run.json.
+    pub fn destinations_json(&self) -> Value {
+        let d: serde_json::Map<String, Value> = self
+            .proxy
+            .destination_stats()
+            .into_iter()
+            .map(|(name, s)| {
+                (
+                    name,
+                    json!({
+                        "listen": s.listen_addr.to_string(),
+                        "target": s.target.to_string(),
+                        "connections": s.connections_total,
+                        "attributed": s.attributed,
+                        "self_dials": s.self_dials,
+                        "unattributed": s.unattributed,
+                    }),
+                )
+            })
+            .collect();
+        Value::Object(d)
+    }
+
+    /// Connections that could not be attributed to a node (reset by the proxy), over all
+    /// destinations.
+    pub fn unattributed(&self) -> u64 {
+        self.proxy
+            .destination_stats()
+            .values()
+            .map(|s| s.unattributed)
+            .sum()
+    }
+
     /// Per-link counters, for run.json.
     pub fn stats_json(&self) -> Value {
         let links: serde_json::Map<String, Value> = self
@@ -249,6 +340,8 @@ impl Network {
                         "listen": s.listen_addr.map(|a| a.to_string()),
                         "target": s.target.map(|a| a.to_string()),
                         "connections": s.connections_total,
+                        "attributed": s.connections_attributed,
+                        "ghosts_dropped": s.ghosts,
                         "bytes": s.bytes,
                         "resets": s.resets,
                         "dial_failures": s.dial_failures,

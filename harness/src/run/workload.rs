@@ -12,18 +12,17 @@
 //! can cut clients off too. A fresh connection first asks `status` and checks the node's id and
 //! cluster id: the connection is refused if another process answers there.
 //!
-//! Outcomes (docs/protocol.md): an answer `ok` is `ok`; a definite error (`not_leader`,
-//! `cas_mismatch`, `bad_request`, `dropped`, `overwritten`) is `fail`; a connection that could not
-//! be opened or checked is `fail` (the request was never sent); a timeout, a broken connection
-//! after sending, a garbled answer or any other error is `info`, after which the worker continues
-//! under a new process number (process + clients), as in Jepsen.
+//! Outcomes come from the system's client adapter (docs/adapters.md): `Ok` is `ok`; `Fail` and
+//! `NotLeader` are `fail` (surely not applied; a session that could not be opened is one too);
+//! `Info` is `info`, after which the worker drops its session and continues under a new process
+//! number (process + clients), as in Jepsen.
 //!
 //! A cas's expected value is the latest value any worker saw for the key (written, read, or
 //! reported by a `cas_mismatch`), so cas succeeds often enough to matter.
 
 use super::args::ClientMode;
-use super::client::{self, Answer, CallError, Conn};
 use super::recorder::{Event, EventType, Process, Recorder};
+use adapters::{Adapter, NodeEndpoint, OpContext, Reply, Session};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -33,14 +32,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Errors after which the operation surely did not take effect (docs/protocol.md).
-const DEFINITE_ERRORS: [&str; 5] = [
-    "not_leader",
-    "cas_mismatch",
-    "bad_request",
-    "dropped",
-    "overwritten",
-];
 /// How many `not_leader` hints one operation follows.
 const MAX_HOPS: usize = 3;
 
@@ -134,17 +125,17 @@ impl Op {
         }
     }
 
-    fn request(&self, client: &str, seq: u64) -> Value {
-        let mut r = match self {
-            Op::Read { key } => json!({"op": "read", "key": key}),
-            Op::Write { key, value } => json!({"op": "write", "key": key, "value": value}),
-            Op::Cas { key, from, to } => json!({"op": "cas", "key": key, "from": from, "to": to}),
-        };
-        if !matches!(self, Op::Read { .. }) {
-            r["client"] = json!(client);
-            r["seq"] = json!(seq);
+    /// The adapter crate's form of the operation.
+    fn to_adapter(&self) -> adapters::Op {
+        match self.clone() {
+            Op::Read { key } => adapters::Op::Read { key },
+            Op::Write { key, value } => adapters::Op::Write { key, value },
+            Op::Cas { key, from, to } => adapters::Op::Cas {
+                key,
+                from: Some(from),
+                to,
+            },
         }
-        r
     }
 }
 
@@ -159,30 +150,33 @@ pub enum Outcome {
     Info(String),
 }
 
-/// Sends one worker's operations to the cluster; keeps one connection per node.
+/// Sends one worker's operations to the cluster through the system's client adapter; keeps one
+/// session per node.
 pub struct Executor {
+    adapter: Arc<dyn Adapter>,
     /// Where this worker dials each node (its proxy listeners).
     addrs: Vec<SocketAddr>,
-    /// Each node's id, and the cluster id, checked on connect.
-    ids: Vec<String>,
-    cluster: String,
-    /// Each node's real client address, as nodes name it in `not_leader` hints.
-    hint_addrs: Vec<SocketAddr>,
+    nodes: Nodes,
     mode: ClientMode,
     home: usize,
     /// The node to try first in `leader` mode.
     current: usize,
-    conns: Vec<Option<Conn>>,
+    sessions: Vec<Option<Box<dyn Session>>>,
     op_timeout: Duration,
 }
 
-/// Where the nodes are, for an [`Executor`].
-#[derive(Debug, Clone)]
+/// Where the nodes are and how to reach them, for an [`Executor`].
+#[derive(Clone)]
 pub struct Nodes {
     pub ids: Vec<String>,
     pub cluster: String,
-    /// Real client addresses (what `not_leader` hints name).
-    pub hint_addrs: Vec<SocketAddr>,
+    /// Addresses a store may name in a `not_leader` hint, with the node each belongs to (real
+    /// client addresses, advertised peer addresses).
+    pub hint_addrs: Vec<(String, usize)>,
+    /// Updates go to this node (a primary/replica store without failover); the rest follow the
+    /// client mode.
+    pub updates_to: Option<usize>,
+    pub adapter: Arc<dyn Adapter>,
 }
 
 impl Executor {
@@ -195,11 +189,10 @@ impl Executor {
     ) -> Executor {
         let n = addrs.len().max(1);
         Executor {
-            conns: (0..addrs.len()).map(|_| None).collect(),
+            adapter: Arc::clone(&nodes.adapter),
+            sessions: (0..addrs.len()).map(|_| None).collect(),
             addrs,
-            ids: nodes.ids.clone(),
-            cluster: nodes.cluster.clone(),
-            hint_addrs: nodes.hint_addrs.clone(),
+            nodes: nodes.clone(),
             mode,
             home: home % n,
             current: home % n,
@@ -212,115 +205,97 @@ impl Executor {
     }
 
     fn id(&self, i: usize) -> String {
-        self.ids.get(i).cloned().unwrap_or_else(|| format!("#{i}"))
+        self.nodes
+            .ids
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("#{i}"))
     }
 
-    /// The live connection to node `i`, opening and checking one if needed.
-    fn conn(&mut self, i: usize, deadline: Instant) -> Result<&mut Conn, String> {
-        if self.conns[i].as_ref().is_some_and(Conn::is_closed) {
-            self.conns[i] = None;
-        }
-        if self.conns[i].is_none() {
+    /// The session to node `i`, opening one if needed.
+    fn session(&mut self, i: usize, deadline: Instant) -> Result<&mut Box<dyn Session>, String> {
+        if self.sessions[i].is_none() {
             let d = deadline.min(Instant::now() + Duration::from_millis(500));
-            let c = client::connect_checked(self.addrs[i], &self.id(i), &self.cluster, d)
+            let endpoint = NodeEndpoint::new(self.id(i), self.addrs[i].to_string())
+                .with_cluster(self.nodes.cluster.clone());
+            let s = self
+                .adapter
+                .connect(&endpoint, d)
                 .map_err(|e| format!("connect {}: {e}", self.id(i)))?;
-            self.conns[i] = Some(c);
+            self.sessions[i] = Some(s);
         }
-        self.conns[i]
+        self.sessions[i]
             .as_mut()
-            .ok_or_else(|| "no connection".to_string())
+            .ok_or_else(|| "no session".to_string())
+    }
+
+    fn hinted_node(&self, hint: Option<&str>) -> Option<usize> {
+        let h = hint?;
+        self.nodes
+            .hint_addrs
+            .iter()
+            .find(|(a, _)| a == h)
+            .map(|&(_, i)| i)
+            .or_else(|| self.nodes.ids.iter().position(|id| id == h))
     }
 
     /// Runs one operation to its outcome. Also returns a value seen by a `cas_mismatch` and the
     /// node that answered (or was tried last).
     pub fn execute(&mut self, op: &Op, client: &str, seq: u64) -> (Outcome, Option<Value>, usize) {
         let deadline = Instant::now() + self.op_timeout;
-        let request = op.request(client, seq);
-        let mut node = match self.mode {
-            ClientMode::Bound => self.home,
-            ClientMode::Leader => self.current,
+        let request = op.to_adapter();
+        let ctx = OpContext::new(client, seq);
+        let mut node = match (self.nodes.updates_to, request.is_update(), self.mode) {
+            (Some(first), true, _) => first,
+            (_, _, ClientMode::Bound) => self.home,
+            (_, _, ClientMode::Leader) => self.current,
         };
         for hop in 0..=MAX_HOPS {
-            let answer = match self.conn(node, deadline) {
+            let reply = match self.session(node, deadline) {
                 Err(msg) => {
                     if self.mode == ClientMode::Leader {
                         self.rotate();
                     }
                     return (Outcome::Fail(msg), None, node);
                 }
-                Ok(conn) => conn.call(request.clone(), deadline),
+                Ok(session) => session.execute(&request, &ctx, deadline),
             };
-            let answer = match answer {
-                Ok(a) => a,
-                Err(CallError::NotSent(e)) => {
-                    self.conns[node] = None;
-                    return (Outcome::Fail(format!("connect: {e}")), None, node);
-                }
-                Err(e) => {
-                    // Timeout, broken connection, garbled answer: the request may have been
-                    // applied. A fresh connection next time (a late answer must not be taken for
-                    // the next request's).
-                    self.conns[node] = None;
-                    let msg = match e {
-                        CallError::Timeout => "timeout".to_string(),
-                        other => other.to_string(),
-                    };
-                    return (Outcome::Info(msg), None, node);
-                }
-            };
-            match classify(op, &answer) {
-                Classified::Done(outcome, seen) => {
+            match reply {
+                Reply::Ok { value } => {
                     self.current = node;
-                    return (outcome, seen, node);
+                    let v = match op {
+                        Op::Read { .. } => value.map(Value::String).unwrap_or(Value::Null),
+                        other => other.value(),
+                    };
+                    return (Outcome::Ok(v), None, node);
                 }
-                Classified::Redirect(hint) => {
-                    let target = hint
-                        .and_then(|h| h.parse::<SocketAddr>().ok())
-                        .and_then(|a| self.hint_addrs.iter().position(|&x| x == a));
-                    match target {
-                        Some(j) if j != node && hop < MAX_HOPS => node = j,
-                        Some(j) => {
-                            self.current = j;
-                            return (Outcome::Fail("not_leader".into()), None, node);
-                        }
-                        None => {
-                            if self.mode == ClientMode::Leader {
-                                self.rotate();
-                            }
-                            return (Outcome::Fail("not_leader".into()), None, node);
-                        }
+                Reply::Fail { error, current } => {
+                    let seen = current.map(|c| c.map(Value::String).unwrap_or(Value::Null));
+                    return (Outcome::Fail(error), seen, node);
+                }
+                Reply::Info { error } => {
+                    // The session's state is unknown: a fresh one next time (a late answer must
+                    // not be taken for the next request's).
+                    self.sessions[node] = None;
+                    return (Outcome::Info(error), None, node);
+                }
+                Reply::NotLeader { hint } => match self.hinted_node(hint.as_deref()) {
+                    Some(j) if j != node && hop < MAX_HOPS => node = j,
+                    Some(j) => {
+                        self.current = j;
+                        return (Outcome::Fail("not_leader".into()), None, node);
                     }
-                }
+                    None => {
+                        if self.mode == ClientMode::Leader {
+                            self.rotate();
+                        }
+                        return (Outcome::Fail("not_leader".into()), None, node);
+                    }
+                },
             }
         }
         (Outcome::Fail("not_leader".into()), None, node)
     }
-}
-
-enum Classified {
-    Done(Outcome, Option<Value>),
-    Redirect(Option<String>),
-}
-
-fn classify(op: &Op, a: &Answer) -> Classified {
-    if a.ok {
-        let v = match op {
-            Op::Read { .. } => a.value().cloned().unwrap_or(Value::Null),
-            other => other.value(),
-        };
-        return Classified::Done(Outcome::Ok(v), None);
-    }
-    let err = a.error.clone().unwrap_or_else(|| "unknown".into());
-    if err == "not_leader" {
-        return Classified::Redirect(a.leader_hint());
-    }
-    if DEFINITE_ERRORS.contains(&err.as_str()) {
-        let seen = (err == "cas_mismatch")
-            .then(|| a.value().cloned())
-            .flatten();
-        return Classified::Done(Outcome::Fail(err), seen);
-    }
-    Classified::Done(Outcome::Info(err), None)
 }
 
 /// Records one operation: invocation, execution, completion. Returns the outcome.
@@ -360,7 +335,7 @@ pub fn record_op(
 }
 
 /// What the workers need to know.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkloadConfig {
     pub clients: usize,
     pub keys: usize,
@@ -630,40 +605,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn classifies_answers() {
-        let op = Op::Write {
-            key: "k0".into(),
-            value: "v".into(),
-        };
-        let ans = |raw: Value| Answer {
-            ok: raw["ok"].as_bool().unwrap_or(false),
-            error: raw["error"].as_str().map(str::to_string),
-            raw,
-        };
-        assert!(matches!(
-            classify(&op, &ans(json!({"ok": true}))),
-            Classified::Done(Outcome::Ok(_), _)
-        ));
-        assert!(matches!(
-            classify(&op, &ans(json!({"ok": false, "error": "timeout"}))),
-            Classified::Done(Outcome::Info(_), _)
-        ));
-        assert!(matches!(
-            classify(
-                &op,
-                &ans(json!({"ok": false, "error": "not_leader", "leader": null}))
-            ),
-            Classified::Redirect(None)
-        ));
-        assert!(matches!(
-            classify(
-                &op,
-                &ans(json!({"ok": false, "error": "cas_mismatch", "value": "z"}))
-            ),
-            Classified::Done(Outcome::Fail(_), Some(_))
-        ));
     }
 }
