@@ -1,5 +1,6 @@
 //! `harness`: run chaos tests against a KV cluster and check recorded histories.
 
+mod campaign;
 mod check_cmd;
 mod duration;
 mod run;
@@ -28,6 +29,9 @@ enum Command {
     Run(run::RunArgs),
     /// Check stored histories (files or run directories) for linearizability.
     Check(check_cmd::CheckArgs),
+    /// Run many chaos tests (a seed loop over a matrix of run options, sharded, in parallel) and
+    /// gate CI on them: summary, campaign.json, JUnit XML.
+    Campaign(campaign::CampaignArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +49,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Campaign(args) => campaign::main(args),
     }
 }

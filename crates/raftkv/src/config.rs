@@ -110,6 +110,9 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     pub request_timeout: Duration,
     pub log_level: crate::logging::Level,
+    /// **Test-only**: a deliberate bug, for the harness's fixtures (see [`crate::planted`]).
+    /// No flag sets it: [`Args::validate`] always gives `None`, the correct node.
+    pub planted: Option<crate::planted::PlantedBug>,
 }
 
 /// Ticks are at most this long, so election timeouts are randomised finely enough.
@@ -211,6 +214,7 @@ impl Args {
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             log_level,
+            planted: None,
         })
     }
 }
@@ -277,6 +281,8 @@ mod tests {
         // Defaults: 50 ms heartbeat = 5 ticks of 10 ms; 300 ms election = 30 ticks.
         assert_eq!(c.tick, Duration::from_millis(10));
         assert_eq!((c.heartbeat_ticks, c.election_ticks), (5, 30));
+        // No flag plants a bug.
+        assert_eq!(c.planted, None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod kv;
 pub mod logging;
 pub mod node;
+pub mod planted;
 pub mod protocol;
 pub mod storage;
 pub mod transport;

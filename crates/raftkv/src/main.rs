@@ -13,8 +13,9 @@ fn main() {
     };
     raftkv::logging::init(&cfg.name, cfg.log_level);
     if let Err(e) = run(cfg) {
-        // `{:#}` prints the whole cause chain on one line, e.g. which file and offset is corrupt.
-        raftkv::error!("fatal: {e:#}");
+        // The node's errors name their causes themselves, e.g. which file and offset is corrupt
+        // (`{:#}` would print each cause twice).
+        raftkv::error!("fatal: {e}");
         std::process::exit(1);
     }
 }

@@ -66,6 +66,9 @@ impl BadRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusInfo {
     pub node: String,
+    /// The `--cluster-id`, so that a client can tell this node from another process that took
+    /// over its port.
+    pub cluster: String,
     pub role: &'static str,
     pub term: u64,
     /// The leader's node id, if one is known.
@@ -155,6 +158,7 @@ pub fn encode_reply(id: Option<u64>, reply: &Reply) -> String {
         Reply::Status(s) => {
             out.field("ok", "true");
             out.str("node", &s.node);
+            out.str("cluster", &s.cluster);
             out.str("role", s.role);
             out.field("term", &s.term.to_string());
             out.opt_str("leader", &s.leader);
@@ -522,6 +526,7 @@ mod tests {
         );
         let status = StatusInfo {
             node: "n2".into(),
+            cluster: "c\"1".into(),
             role: "leader",
             term: 7,
             leader: Some("n2".into()),
@@ -530,7 +535,7 @@ mod tests {
         };
         assert_eq!(
             enc(Some(4), &Reply::Status(status)),
-            "{\"id\":4,\"ok\":true,\"node\":\"n2\",\"role\":\"leader\",\"term\":7,\"leader\":\"n2\",\"commit\":1042,\"applied\":1040}\n"
+            "{\"id\":4,\"ok\":true,\"node\":\"n2\",\"cluster\":\"c\\\"1\",\"role\":\"leader\",\"term\":7,\"leader\":\"n2\",\"commit\":1042,\"applied\":1040}\n"
         );
     }
 

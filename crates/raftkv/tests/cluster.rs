@@ -42,6 +42,7 @@ fn elects_a_leader_and_serves_read_write_cas_and_redirects() {
     let st = call(&mut c, json!({"op":"status"}));
     assert_eq!(st["role"], "leader");
     assert_eq!(st["node"], cluster.nodes[l].spec.name);
+    assert_eq!(st["cluster"], cluster.nodes[l].spec.cluster_id, "{st}");
     assert_eq!(st["leader"], cluster.nodes[l].spec.name);
     assert!(st["commit"].as_u64().unwrap() >= 3 && st["applied"].is_u64() && st["term"].is_u64());
 
@@ -196,6 +197,10 @@ fn a_node_with_another_cluster_id_is_refused() {
     let st = c.call(json!({"op":"status"})).unwrap();
     assert_eq!(st["leader"], Value::Null, "{st}");
     assert_eq!(st["commit"], 0, "{st}");
+    // `status` names the cluster a node was started for, so a harness can tell them apart.
+    assert_eq!(st["cluster"], "other", "{st}");
+    let mut c1 = Client::connect(&cluster.nodes[0].client_addr()).unwrap();
+    assert_eq!(c1.call(json!({"op":"status"})).unwrap()["cluster"], "test");
     // Knowing no leader, it redirects nowhere.
     let a = c.call(json!({"op":"write","key":"k","value":"w"})).unwrap();
     assert_eq!(

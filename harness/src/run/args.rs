@@ -25,7 +25,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "all")]
     pub nemesis: String,
     /// Chance that a second fault starts while one is in force (0 disables overlapping faults).
-    #[arg(long, default_value_t = 0.4)]
+    #[arg(long, default_value_t = 0.5)]
     pub overlap: f64,
     /// How clients pick the node for an operation. `bound` (default, as Jepsen): each client has
     /// a home node and sends every operation there first, following a `not_leader` hint for that
@@ -35,7 +35,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = ClientMode::Bound)]
     pub client_mode: ClientMode,
     /// Mean time between the start of one fault and the start of the next.
-    #[arg(long, default_value = "4s", value_parser = duration::parse)]
+    #[arg(long, default_value = "3s", value_parser = duration::parse)]
     pub nemesis_interval: Duration,
     /// Seed for the fault schedule and every worker's op sequence (random when absent; printed).
     #[arg(long)]

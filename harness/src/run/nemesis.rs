@@ -220,8 +220,14 @@ impl<'a> Nemesis<'a> {
                     Partition::Isolate { target } | Partition::OneWay { target, .. } => {
                         self.resolve_one(*target)
                     }
+                    Partition::Halves {
+                        leader_in_minority: true,
+                        ..
+                    } => (0, self.find_leader()),
                     _ => (0, None),
                 };
+                let placed = schedule::place_leader(p, n, leader);
+                let p = &placed;
                 let blocked = schedule::blocked_links(p, n, target);
                 let id = self.take_id();
                 if let Err(e) = self.net.add(id, NetFault::Partition(blocked.clone())) {
@@ -243,6 +249,9 @@ impl<'a> Nemesis<'a> {
                 if matches!(p, Partition::Isolate { .. } | Partition::OneWay { .. }) {
                     value["node"] = json!(self.cluster.id(target));
                     value["leader"] = json!(leader.is_some());
+                }
+                if let (Partition::Halves { .. }, Some(l)) = (p, leader) {
+                    value["leader"] = json!(self.cluster.id(l));
                 }
                 if let Partition::OneWay { inbound, .. } = p {
                     value["direction"] = json!(if *inbound { "inbound" } else { "outbound" });

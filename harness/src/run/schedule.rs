@@ -115,8 +115,13 @@ impl Targets {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "shape")]
 pub enum Partition {
-    /// The nodes, shuffled, cut into two halves (the first is the smaller).
-    Halves { order: Vec<usize> },
+    /// The nodes, shuffled, cut into two halves (the first is the smaller); with
+    /// `leader_in_minority`, the leader found at run time is swapped into the smaller half.
+    Halves {
+        order: Vec<usize>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        leader_in_minority: bool,
+    },
     /// One node cut off from all others.
     Isolate { target: Target },
     /// Each node sees a majority (itself and its ring neighbours), no two the same majority.
@@ -187,11 +192,27 @@ fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
 
-/// A card of the deck: a kind, and for partitions which family of shapes.
+/// A card of the deck: a kind, and for partitions which family of shapes. Partitions have four
+/// cards, because the bugs they find hide in different places: any shape, the leader cut off
+/// from a majority (stale reads on an old leader), and a one-way cut each way (a store that
+/// mistakes a one-way cut for a dead peer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Card {
     Kind(FaultKind),
-    OneWay,
+    LeaderInMinority,
+    OneWay { inbound: bool },
+}
+
+impl Card {
+    /// How much longer than the usual fault this one is held. The leader cut off from a
+    /// majority, or cut one way, must last long enough for the others to elect a new leader and
+    /// take writes, and for clients still talking to the old one to ask it something.
+    fn hold_scale(self) -> f64 {
+        match self {
+            Card::LeaderInMinority | Card::OneWay { .. } => 1.6,
+            Card::Kind(_) => 1.0,
+        }
+    }
 }
 
 struct Deck {
@@ -203,7 +224,9 @@ impl Deck {
     fn new(kinds: &[FaultKind]) -> Deck {
         let mut cards: Vec<Card> = kinds.iter().map(|&k| Card::Kind(k)).collect();
         if kinds.contains(&FaultKind::Partition) {
-            cards.push(Card::OneWay);
+            cards.push(Card::LeaderInMinority);
+            cards.push(Card::OneWay { inbound: false });
+            cards.push(Card::OneWay { inbound: true });
         }
         Deck {
             cards,
@@ -240,9 +263,9 @@ pub fn generate(
     let mut deck = Deck::new(kinds);
     let mut t = interval.mul_f64(rng.random_range(0.3..0.6));
     loop {
-        let hold = interval.mul_f64(rng.random_range(0.4..0.7));
-        let gap = interval.mul_f64(rng.random_range(0.3..0.6));
         let card = deck.deal(&mut rng);
+        let hold = interval.mul_f64(rng.random_range(0.5..0.8) * card.hold_scale());
+        let gap = interval.mul_f64(rng.random_range(0.2..0.4));
         let fault = draw(&mut rng, card, nodes, clients);
         // The last fault may be cut short by the end of the run (everything is healed then).
         if t + Duration::from_millis(100) >= time_limit {
@@ -256,9 +279,9 @@ pub fn generate(
             fault,
         });
         if rng.random_bool(overlap.clamp(0.0, 1.0)) {
-            let at = t + hold.mul_f64(rng.random_range(0.1..0.5));
-            let second_hold = hold.mul_f64(rng.random_range(0.3..0.6));
+            let at = t + hold.mul_f64(rng.random_range(0.1..0.4));
             let card = deck.deal(&mut rng);
+            let second_hold = interval.mul_f64(rng.random_range(0.4..0.7) * card.hold_scale());
             let fault = draw(&mut rng, card, nodes, clients);
             if at + Duration::from_millis(100) < time_limit {
                 steps.push(Step {
@@ -322,28 +345,44 @@ fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
         },
         Card::Kind(FaultKind::KillAll) => Fault::KillAll,
         Card::Kind(FaultKind::Partition) => {
-            let shape = rng.random_range(0..5);
+            let shape = rng.random_range(0..4);
             let order = shuffled(rng, nodes);
             let node = rng.random_range(0..nodes);
             Fault::Partition(match shape {
-                0 => Partition::Halves { order },
+                0 => Partition::Halves {
+                    order,
+                    leader_in_minority: false,
+                },
                 1 => Partition::Isolate {
                     target: Target::Node(node),
                 },
-                2 => Partition::Isolate {
-                    target: Target::Leader { fallback: node },
+                2 if nodes >= 4 => Partition::MajoritiesRing { order },
+                3 if nodes >= 3 => Partition::Bridge { order },
+                _ => Partition::Halves {
+                    order,
+                    leader_in_minority: false,
                 },
-                3 if nodes >= 4 => Partition::MajoritiesRing { order },
-                4 if nodes >= 3 => Partition::Bridge { order },
-                _ => Partition::Halves { order },
             })
         }
-        Card::OneWay => {
+        Card::LeaderInMinority => {
+            let order = shuffled(rng, nodes);
             let node = rng.random_range(0..nodes);
-            let inbound = rng.random_bool(0.5);
-            // The leader three times in four: a one-way cut around the leader is where a store
-            // most often mistakes silence for death.
-            let target = if rng.random_bool(0.75) {
+            Fault::Partition(if rng.random_bool(0.5) || nodes < 3 {
+                Partition::Isolate {
+                    target: Target::Leader { fallback: node },
+                }
+            } else {
+                Partition::Halves {
+                    order,
+                    leader_in_minority: true,
+                }
+            })
+        }
+        Card::OneWay { inbound } => {
+            let node = rng.random_range(0..nodes);
+            // Mostly the leader: a one-way cut around the leader is where a store most often
+            // mistakes silence for death.
+            let target = if rng.random_bool(0.8) {
                 Target::Leader { fallback: node }
             } else {
                 Target::Node(node)
@@ -393,7 +432,7 @@ pub fn blocked_links(p: &Partition, nodes: usize, target: usize) -> Vec<(usize, 
         v
     };
     match p {
-        Partition::Halves { order } => {
+        Partition::Halves { order, .. } => {
             let small: Vec<usize> = order[..nodes / 2].to_vec();
             all(&|a, b| small.contains(&a) == small.contains(&b))
         }
@@ -426,11 +465,36 @@ pub fn blocked_links(p: &Partition, nodes: usize, target: usize) -> Vec<(usize, 
     }
 }
 
+/// `p` with the leader (when it asks for one and one was found) moved into the smaller half.
+pub fn place_leader(p: &Partition, nodes: usize, leader: Option<usize>) -> Partition {
+    match (p, leader) {
+        (
+            Partition::Halves {
+                order,
+                leader_in_minority: true,
+            },
+            Some(l),
+        ) if nodes >= 2 => {
+            let mut order = order.clone();
+            if let Some(pos) = order.iter().position(|&x| x == l) {
+                if pos >= nodes / 2 {
+                    order.swap(pos, 0);
+                }
+            }
+            Partition::Halves {
+                order,
+                leader_in_minority: true,
+            }
+        }
+        _ => p.clone(),
+    }
+}
+
 /// The groups of a partition, for the history's nemesis event (`None` when the shape is not a
 /// set of disjoint groups).
 pub fn groups(p: &Partition, nodes: usize, target: usize) -> Option<Vec<Vec<usize>>> {
     match p {
-        Partition::Halves { order } => {
+        Partition::Halves { order, .. } => {
             let mut a = order[..nodes / 2].to_vec();
             let mut b = order[nodes / 2..].to_vec();
             a.sort_unstable();
@@ -455,7 +519,7 @@ mod tests {
             5,
             10,
             kinds,
-            Duration::from_secs(4),
+            Duration::from_secs(3),
             overlap,
             Duration::from_secs(30),
         )
@@ -478,8 +542,8 @@ mod tests {
 
     #[test]
     fn every_kind_is_dealt_in_a_default_run() {
-        for seed in 0..50 {
-            let s = sched(seed, &FaultKind::ALL, 0.4);
+        for seed in 0..200 {
+            let s = sched(seed, &FaultKind::ALL, 0.5);
             for kind in FaultKind::ALL {
                 assert!(
                     s.iter().any(|st| st.fault.kind_name() == kind.name()),
@@ -556,10 +620,24 @@ mod tests {
         let halves = blocked_links(
             &Partition::Halves {
                 order: order.clone(),
+                leader_in_minority: false,
             },
             5,
             0,
         );
+        let moved = place_leader(
+            &Partition::Halves {
+                order: order.clone(),
+                leader_in_minority: true,
+            },
+            5,
+            Some(4),
+        );
+        let leader_cut = blocked_links(&moved, 5, 0);
+        let seen_by_leader = (0..5)
+            .filter(|&b| b != 4 && reach(&leader_cut, 4, b))
+            .count();
+        assert_eq!(seen_by_leader, 1, "the leader sees only its minority mate");
         assert_eq!(halves.len(), 2 * 2 * 3);
         assert!(reach(&halves, 0, 1) && !reach(&halves, 0, 2) && !reach(&halves, 3, 1));
 

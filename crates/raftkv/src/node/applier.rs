@@ -34,6 +34,9 @@ pub enum ApplierMsg {
     },
     /// Reads given to Raft under ReadIndex context `ctx`.
     Reads { ctx: u64, batch: Vec<ReadWaiter> },
+    /// PLANTED(fx-stale-reads, fx-one-way): reads to answer once `index` is applied, with no
+    /// leadership confirmation. Never sent by `raftkv`.
+    LocalReads { index: u64, batch: Vec<ReadWaiter> },
     /// Committed entries, a snapshot to restore and confirmed reads.
     Apply(ApplyTask),
     /// Leadership was lost: reads not yet confirmed can no longer be, answer them `not_leader`.
@@ -117,6 +120,10 @@ impl Applier {
                 }
             }
             ApplierMsg::Reads { ctx, batch } => self.reads.register(ctx, batch),
+            ApplierMsg::LocalReads { index, batch } => {
+                self.reads.push_confirmed(index, batch);
+                self.serve_reads();
+            }
             ApplierMsg::LeadershipLost { hint } => {
                 for w in self.reads.take_unconfirmed() {
                     answer(&w.reply, Reply::Error(ErrorCode::NotLeader(hint.clone())));
@@ -155,15 +162,20 @@ impl Applier {
         for rs in &task.read_states {
             self.reads.confirm(rs.ctx, rs.index.0);
         }
-        for w in self.reads.take_servable(self.applied) {
-            let value = self.kv.get(&w.key).map(str::to_string);
-            answer(&w.reply, Reply::Value(value));
-        }
+        self.serve_reads();
         if self.applied != before {
             let _ = self.inbox.send(Event::Applied(Index(self.applied)));
         }
         if let Some(term) = last_term {
             self.maybe_snapshot(term);
+        }
+    }
+
+    /// Answers the confirmed reads whose index is applied.
+    fn serve_reads(&mut self) {
+        for w in self.reads.take_servable(self.applied) {
+            let value = self.kv.get(&w.key).map(str::to_string);
+            answer(&w.reply, Reply::Value(value));
         }
     }
 

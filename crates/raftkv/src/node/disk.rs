@@ -6,11 +6,13 @@
 //! thread keeps stepping messages and queueing the next writes, which form the next batch.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use raft::{PersistTask, Snapshot};
 
 use super::Event;
+use crate::planted;
 use crate::storage::{Storage, StorageError};
 use crate::transport::Outbox;
 use crate::{debug, error};
@@ -32,29 +34,63 @@ pub struct DiskWriter {
     pub storage: Storage,
     pub outbox: Arc<Outbox>,
     pub inbox: Sender<Event>,
+    /// PLANTED(fx-lazy-log): log entries are reported durable at once but written and synced
+    /// only every 1-2 s (`crate::planted::LAZY_SYNC_MIN`). Always false in `raftkv`.
+    pub lazy: bool,
 }
 
 impl DiskWriter {
     /// Runs until the Raft thread hangs up (after writing what is still queued) or storage
     /// fails (reported to the Raft thread as fatal).
     pub fn run(mut self, work: &Receiver<DiskMsg>) {
-        while let Ok(first) = work.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_TASKS_PER_BATCH {
-                match work.try_recv() {
-                    Ok(m) => batch.push(m),
+        let mut next_sync = planted::next_lazy_sync(Instant::now());
+        loop {
+            let first = if self.lazy {
+                match work.recv_deadline(next_sync) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match work.recv() {
+                    Ok(m) => Some(m),
                     Err(_) => break,
                 }
+            };
+            let mut result = Ok(());
+            if let Some(first) = first {
+                let mut batch = vec![first];
+                while batch.len() < MAX_TASKS_PER_BATCH {
+                    match work.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
+                    }
+                }
+                result = self.write_batch(batch);
             }
-            if let Err(e) = self.write_batch(batch) {
-                error!("storage failed, stopping: {e}");
-                let _ = self.inbox.send(Event::Fatal(super::NodeError::Storage {
-                    dir: self.storage.dir().display().to_string(),
-                    source: e,
-                }));
+            if result.is_ok() && self.lazy && Instant::now() >= next_sync {
+                result = self.storage.sync();
+                next_sync = planted::next_lazy_sync(Instant::now());
+            }
+            if let Err(e) = result {
+                self.fail(e);
                 return;
             }
         }
+        if self.lazy {
+            // A clean stop loses nothing, even here.
+            if let Err(e) = self.storage.sync() {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn fail(&self, e: StorageError) {
+        error!("storage failed, stopping: {e}");
+        let _ = self.inbox.send(Event::Fatal(super::NodeError::Storage {
+            dir: self.storage.dir().display().to_string(),
+            source: e,
+        }));
     }
 
     fn write_batch(&mut self, batch: Vec<DiskMsg>) -> Result<(), StorageError> {
@@ -77,7 +113,7 @@ impl DiskWriter {
             return Ok(());
         }
         let storage = &mut self.storage;
-        let (outbox, inbox) = (&self.outbox, &self.inbox);
+        let (outbox, inbox, lazy) = (&self.outbox, &self.inbox, self.lazy);
         PersistTask::persist_then_send(
             tasks,
             |tasks| {
@@ -95,7 +131,10 @@ impl DiskWriter {
                         dirty = true;
                     }
                 }
-                if dirty {
+                // PLANTED(fx-lazy-log): the entries stay in memory until the next periodic
+                // sync, yet are reported durable below, and their messages sent. (Term and
+                // vote are durable already: `set_hard_state` fsyncs them itself.)
+                if dirty && !lazy {
                     storage.sync()?;
                 }
                 Ok(())

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use raft::{NodeId, ProposeError, RawNode, Role, Snapshot, SnapshotMeta};
+use raft::{Index, MessageBody, NodeId, ProposeError, RawNode, Role, Snapshot, SnapshotMeta};
 
 use super::applier::ApplierMsg;
 use super::disk::DiskMsg;
@@ -25,6 +25,7 @@ use super::{Event, NodeError};
 use crate::client::ClientCall;
 use crate::config::node_name;
 use crate::kv::{Command, Proposal};
+use crate::planted::{OneWayLease, PlantedBug};
 use crate::protocol::{ErrorCode, Op, Reply, StatusInfo};
 use crate::transport::{ClientDirectory, Outbox};
 use crate::{debug, info};
@@ -38,6 +39,12 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// What the driver is built from.
 pub struct Parts {
     pub name: String,
+    /// For `status`.
+    pub cluster_id: String,
+    /// **Test-only** (see [`crate::planted`]); `None` in `raftkv`.
+    pub planted: Option<PlantedBug>,
+    /// The lease of `fx-one-way` (`Some` only for [`PlantedBug::OneWay`]).
+    pub(crate) one_way: Option<OneWayLease>,
     pub raw: RawNode,
     pub outbox: Arc<Outbox>,
     pub directory: ClientDirectory,
@@ -100,6 +107,8 @@ impl Driver {
             }
             let now = Instant::now();
             if now >= next_tick {
+                // PLANTED(fx-one-way): keep the core's check-quorum quiet while the lease holds.
+                self.vouch_for_silent_peers(now);
                 self.p.raw.tick();
                 // No burst of catch-up ticks after a stall (SIGSTOP): time that the loop could
                 // not observe is not counted twice.
@@ -127,6 +136,11 @@ impl Driver {
     fn handle(&mut self, ev: Event) -> Flow {
         match ev {
             Event::Peer(msg) => {
+                // PLANTED(fx-one-way): the lease takes requests as proof of leadership and
+                // dismisses higher-term requests while it holds.
+                if self.one_way_dismisses(&msg) {
+                    return Flow::Continue;
+                }
                 let (from, kind) = (msg.from, msg.body.kind());
                 if let Err(e) = self.p.raw.step(msg) {
                     debug!("ignored {kind} from {from}: {e}");
@@ -164,6 +178,12 @@ impl Driver {
             Op::Write { key, value } => Command::Write { key, value },
             Op::Cas { key, from, to } => Command::Cas { key, from, to },
         };
+        // PLANTED(fx-one-way): a leader whose lease holds on requests alone takes no writes
+        // (they could not commit) but still answers reads, locally.
+        if self.one_way_local_reads() {
+            answer(&reply, Reply::Error(ErrorCode::NotLeader(None)));
+            return;
+        }
         let proposal = Proposal {
             session: request.session,
             command,
@@ -194,6 +214,7 @@ impl Driver {
         let st = self.p.raw.status();
         StatusInfo {
             node: self.p.name.clone(),
+            cluster: self.p.cluster_id.clone(),
             role: role_name(st.role),
             term: st.term.0,
             leader: st.leader.map(node_name),
@@ -207,6 +228,12 @@ impl Driver {
         let Some((ctx, batch)) = self.reads.take_batch() else {
             return;
         };
+        // PLANTED(fx-stale-reads, fx-one-way): answer from the applied state, at the commit
+        // index, without confirming leadership with a majority.
+        if let Some(index) = self.planted_local_read() {
+            self.to_applier(ApplierMsg::LocalReads { index, batch });
+            return;
+        }
         match self.p.raw.read_index(ctx) {
             Ok(()) => self.to_applier(ApplierMsg::Reads { ctx, batch }),
             Err(e) => {
@@ -281,9 +308,107 @@ impl Driver {
             st.leader.map_or_else(|| "unknown".to_string(), node_name)
         );
         (self.role, self.leader, self.term) = (st.role, st.leader, st.term.0);
+        if let Some(lease) = &mut self.p.one_way {
+            match st.role {
+                Role::Leader => lease.won(st.term, Instant::now()),
+                _ => lease.lost(),
+            }
+        }
         if was_leader && st.role != Role::Leader {
             let hint = st.leader.and_then(|l| self.p.directory.get(l));
             self.to_applier(ApplierMsg::LeadershipLost { hint });
+        }
+    }
+}
+
+/// The planted bugs' pieces of the Raft thread (never reached in `raftkv`, where
+/// `planted` is `None`).
+impl Driver {
+    /// The index at which a read may be answered from the applied state without a ReadIndex
+    /// round, if a planted bug allows it. Even a planted bug waits until this leader has
+    /// committed an entry of its own term: before that its commit index may lag what earlier
+    /// leaders committed (and acknowledged).
+    fn planted_local_read(&self) -> Option<u64> {
+        self.p.planted?;
+        let st = self.p.raw.status();
+        if st.role != Role::Leader {
+            return None;
+        }
+        let allowed = match self.p.planted {
+            Some(PlantedBug::StaleReads) => true,
+            Some(PlantedBug::OneWay) => self.one_way_local_reads(),
+            _ => false,
+        };
+        let own_term = self.p.raw.entry(st.commit).map(|e| e.term) == Some(st.term);
+        (allowed && own_term).then_some(st.commit.0)
+    }
+
+    /// `fx-one-way`: whether this leader's lease holds on requests alone.
+    fn one_way_local_reads(&self) -> bool {
+        let Some(lease) = &self.p.one_way else {
+            return false;
+        };
+        let st = self.p.raw.status();
+        st.role == Role::Leader && lease.local_reads(st.term, Instant::now())
+    }
+
+    /// `fx-one-way`: feeds the message to the lease; whether to dismiss it.
+    fn one_way_dismisses(&mut self, msg: &raft::Message) -> bool {
+        let Some(lease) = &mut self.p.one_way else {
+            return false;
+        };
+        let st = self.p.raw.status();
+        match st.role {
+            Role::Leader => {
+                let ignore = lease.on_message(st.term, msg, Instant::now());
+                if ignore {
+                    debug!(
+                        "{}: dismissed {} of term {} from {} (planted lease)",
+                        PlantedBug::OneWay.name(),
+                        msg.body.kind(),
+                        msg.term.0,
+                        msg.from
+                    );
+                }
+                ignore
+            }
+            _ => false,
+        }
+    }
+
+    /// PLANTED(fx-one-way): while its lease holds, the leader keeps its core's check-quorum
+    /// satisfied, vouching for the peers that stopped answering (an empty acknowledgement in
+    /// their name, which changes nothing else: index 0, no read round).
+    fn vouch_for_silent_peers(&mut self, now: Instant) {
+        let Some(lease) = &mut self.p.one_way else {
+            return;
+        };
+        let st = self.p.raw.status();
+        lease.observe_clock(now);
+        if st.role != Role::Leader {
+            return;
+        }
+        let peers: Vec<NodeId> = self
+            .p
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != st.id)
+            .collect();
+        for from in lease.silent(st.term, &peers, now) {
+            let vouched = raft::Message {
+                from,
+                to: st.id,
+                term: st.term,
+                body: MessageBody::AppendEntriesResponse {
+                    success: true,
+                    index: Index(0),
+                    conflict_term: None,
+                    conflict_index: Index(0),
+                    read_seq: 0,
+                },
+            };
+            let _ = self.p.raw.step(vouched);
         }
     }
 }

@@ -21,6 +21,7 @@ use raft::{Config, Index, RawNode, Restored};
 use crate::client::{self, ClientCall};
 use crate::config::NodeConfig;
 use crate::kv::{KvError, KvStore, DEFAULT_MAX_SESSIONS};
+use crate::planted::{self, OneWayLease, PlantedBug};
 use crate::storage::{Storage, StorageError, StorageOptions};
 use crate::transport::{ClientDirectory, Identity, PeerTransport};
 use crate::{info, warn};
@@ -87,6 +88,19 @@ pub enum NodeError {
 /// Runs a node until SIGTERM/SIGINT (`Ok`) or a fatal error.
 pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     let dir = cfg.data_dir.display().to_string();
+    if let Some(bug) = cfg.planted {
+        warn!(
+            "PLANTED BUG {}: this is a test fixture, not a correct node",
+            bug.name()
+        );
+    }
+    // PLANTED(fx-bad-restart): after a crash, refuse to start (a made-up "corrupt log").
+    if cfg.planted == Some(PlantedBug::BadRestart) {
+        planted::bad_restart_on_start(&cfg.data_dir).map_err(|source| NodeError::Storage {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
     let (storage, recovered) =
         Storage::open(&cfg.data_dir, StorageOptions::default()).map_err(|source| {
             NodeError::Storage {
@@ -120,12 +134,25 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         max_bytes_per_msg: MAX_BYTES_PER_MSG,
         // A fresh seed per process, so restarted nodes do not time out in lockstep.
         seed: rand::random(),
+        // PLANTED(fx-stale-reads): no check-quorum, so an isolated leader never steps down.
+        check_quorum: cfg.planted != Some(PlantedBug::StaleReads),
         ..Config::new(cfg.id, voters.clone())
     };
+    let mut hard_state = recovered.hard_state;
+    if cfg.planted == Some(PlantedBug::LazyLog) {
+        // Not the bug, the fixture's way back from it: a leader counts the entries this node
+        // acknowledged before it lost them as matched, and would never send them again. A
+        // higher term makes that leader step down; the next one re-learns this node's log.
+        hard_state.term.0 += 1;
+        hard_state.vote = None;
+        // Nor is the stored commit index to be trusted (Raft keeps it volatile anyway): when a
+        // majority lost entries, the next leader commits others at those indexes.
+        hard_state.commit = Index(snapshot_index);
+    }
     let raw = RawNode::new(
         raft_cfg,
         Restored {
-            hard_state: recovered.hard_state,
+            hard_state,
             snapshot: recovered.snapshot,
             entries: recovered.entries,
             applied: Index(0),
@@ -196,6 +223,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
             storage,
             outbox: outbox.clone(),
             inbox: inbox.clone(),
+            lazy: cfg.planted == Some(PlantedBug::LazyLog),
         };
         std::thread::Builder::new()
             .name("disk".into())
@@ -216,8 +244,18 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         cfg.client_listen, cfg.peer_listen, cfg.cluster_id
     );
 
+    let one_way = (cfg.planted == Some(PlantedBug::OneWay)).then(|| {
+        OneWayLease::new(
+            voters.len(),
+            cfg.tick * cfg.election_ticks,
+            cfg.tick * cfg.heartbeat_ticks,
+        )
+    });
     let mut driver = Driver::new(driver::Parts {
         name: cfg.name.clone(),
+        cluster_id: cfg.cluster_id.clone(),
+        planted: cfg.planted,
+        one_way,
         raw,
         outbox,
         directory,
@@ -234,6 +272,9 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     drop(events);
     let _ = disk.join();
     let _ = applier.join();
+    if result.is_ok() && cfg.planted == Some(PlantedBug::BadRestart) {
+        planted::bad_restart_on_clean_stop(&cfg.data_dir);
+    }
     info!("stopped");
     result
 }

@@ -142,6 +142,12 @@ impl PendingReads {
         }
     }
 
+    /// Adds reads to answer once `index` is applied, with no confirmation round (only the
+    /// planted bugs of [`crate::planted`] do that).
+    pub fn push_confirmed(&mut self, index: u64, batch: Vec<ReadWaiter>) {
+        self.confirmed.entry(index).or_default().extend(batch);
+    }
+
     /// Takes the confirmed reads whose index is applied.
     pub fn take_servable(&mut self, applied: u64) -> Vec<ReadWaiter> {
         let later = self.confirmed.split_off(&(applied + 1));

@@ -1,0 +1,228 @@
+//! Every fault class the harness injects has an effect. For each fixture of `tests/fixtures`
+//! (raftkv with one planted bug, see `raftkv::planted`), a run with no faults passes and default
+//! runs (every nemesis) fail on at least 4 seeds of 5:
+//!
+//! | fixture          | planted bug                                        | caught by                        |
+//! |------------------|----------------------------------------------------|----------------------------------|
+//! | `fx-stale-reads` | no check-quorum, leader reads without ReadIndex    | a partition that leaves the leader in a minority |
+//! | `fx-lazy-log`    | log acknowledged before it is fsynced (every 1-2 s)| killing a majority or all nodes  |
+//! | `fx-one-way`     | lease renewed by requests, higher terms dismissed  | a one-way cut of the leader's outbound links |
+//! | `fx-bad-restart` | will not restart after SIGKILL (3 times in 4)      | kill (exit 255)                  |
+//!
+//! Knobs (environment): `E2E_HARNESS`, the harness binary (default: `harness` in the test's
+//! target directory); `E2E_PARALLEL_RUNS`, harness runs at a time per test (default 2).
+//! Every run uses its own `--out` directory under a temporary directory; node command lines
+//! contain it, which is how a failing test finds and kills whatever was left behind.
+
+use e2e::{code, processes_with, run_with_timeout, workspace_bin, KillOnDrop, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Seeds of the default runs; at least [`CAUGHT_AT_LEAST`] must fail.
+const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
+const CAUGHT_AT_LEAST: usize = 4;
+/// Length of each run's client phase (recovery, final reads and the check come on top).
+const TIME_LIMIT: &str = "30s";
+const NO_FAULTS_TIME_LIMIT: &str = "10s";
+/// A run that takes longer than this is killed and the test fails.
+const RUN_TIMEOUT: Duration = Duration::from_secs(150);
+
+fn harness_bin() -> PathBuf {
+    match std::env::var_os("E2E_HARNESS") {
+        Some(p) => PathBuf::from(p),
+        None => workspace_bin("harness"),
+    }
+}
+
+fn parallel_runs() -> usize {
+    std::env::var("E2E_PARALLEL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
+}
+
+/// One finished harness run.
+struct Run {
+    name: String,
+    out: Output,
+}
+
+impl Run {
+    fn code(&self) -> i32 {
+        code(&self.out.status)
+    }
+
+    /// The exit code and the lines of the harness's summary that say what happened.
+    fn summary(&self) -> String {
+        let stdout = String::from_utf8_lossy(&self.out.stdout);
+        let stderr = String::from_utf8_lossy(&self.out.stderr);
+        // The harness's own lines (not the node log tails it quotes, which are indented),
+        // without the progress ticker and the op counts.
+        let skip = [
+            "[",
+            " ",
+            "harness run: seed",
+            "harness run: checking",
+            "ops:",
+            "succeeded:",
+            "replay:",
+        ];
+        let lines: Vec<&str> = stdout
+            .lines()
+            .chain(stderr.lines())
+            .filter(|l| !l.is_empty() && !skip.iter().any(|s| l.starts_with(s)))
+            .take(10)
+            .collect();
+        format!(
+            "{}: exit {}\n    {}",
+            self.name,
+            self.code(),
+            lines.join("\n    ")
+        )
+    }
+}
+
+/// Runs `harness run --node-bin <fixture> <args>` once per entry of `runs` (name, extra args),
+/// at most [`parallel_runs`] at a time, each with its own `--out` under `tmp`.
+fn harness_runs(fixture: &str, tmp: &Path, runs: Vec<(String, Vec<String>)>) -> Vec<Run> {
+    let queue = Arc::new(Mutex::new(runs.into_iter().enumerate().collect::<Vec<_>>()));
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..parallel_runs())
+        .map(|_| {
+            let (queue, done) = (queue.clone(), done.clone());
+            let (fixture, tmp, harness) = (fixture.to_string(), tmp.to_path_buf(), harness_bin());
+            std::thread::spawn(move || loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let Some((k, (name, args))) = next else {
+                    return;
+                };
+                let out = run_with_timeout(
+                    Command::new(&harness)
+                        .arg("run")
+                        .arg("--node-bin")
+                        .arg(&fixture)
+                        .arg("--out")
+                        .arg(tmp.join(&name))
+                        .args(&args),
+                    RUN_TIMEOUT,
+                );
+                let tag = tmp.join(&name).display().to_string();
+                let left = processes_with(&tag);
+                assert!(left.is_empty(), "{name}: processes left behind: {left:?}");
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((k, Run { name, out }));
+            })
+        })
+        .collect();
+    for w in workers {
+        if let Err(e) = w.join() {
+            std::panic::resume_unwind(e);
+        }
+    }
+    let mut runs = std::mem::take(&mut *done.lock().unwrap_or_else(|e| e.into_inner()));
+    runs.sort_by_key(|(k, _)| *k);
+    runs.into_iter().map(|(_, r)| r).collect()
+}
+
+/// `--nemesis none`: the fixture is correct without faults.
+fn passes_without_faults(fixture: &str, tag: &str) {
+    let tmp = TempDir::new(tag);
+    let _reaper = KillOnDrop(tmp.path().display().to_string());
+    let args = [
+        "--nemesis",
+        "none",
+        "--time-limit",
+        NO_FAULTS_TIME_LIMIT,
+        "--seed",
+        "1",
+    ];
+    let runs = harness_runs(
+        fixture,
+        tmp.path(),
+        vec![("none".into(), args.iter().map(|s| s.to_string()).collect())],
+    );
+    for r in &runs {
+        assert_eq!(
+            r.code(),
+            0,
+            "{fixture} without faults must pass\n{}",
+            r.summary()
+        );
+    }
+}
+
+/// Default runs (every nemesis) over [`SEEDS`]: at least [`CAUGHT_AT_LEAST`] exit with `caught`.
+fn caught_by_default_runs(fixture: &str, tag: &str, caught: i32) {
+    let tmp = TempDir::new(tag);
+    let _reaper = KillOnDrop(tmp.path().display().to_string());
+    let runs = SEEDS
+        .iter()
+        .map(|seed| {
+            let args = ["--time-limit", TIME_LIMIT, "--seed", &seed.to_string()]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            (format!("seed{seed}"), args)
+        })
+        .collect();
+    let runs = harness_runs(fixture, tmp.path(), runs);
+    let report: Vec<String> = runs.iter().map(Run::summary).collect();
+    eprintln!("{fixture}:\n{}", report.join("\n"));
+    let n = runs.iter().filter(|r| r.code() == caught).count();
+    assert!(
+        n >= CAUGHT_AT_LEAST,
+        "{fixture}: only {n} of {} default runs exited {caught}, at least {CAUGHT_AT_LEAST} \
+         should:\n{}",
+        runs.len(),
+        report.join("\n")
+    );
+}
+
+const STALE_READS: &str = env!("CARGO_BIN_EXE_fx-stale-reads");
+const LAZY_LOG: &str = env!("CARGO_BIN_EXE_fx-lazy-log");
+const ONE_WAY: &str = env!("CARGO_BIN_EXE_fx-one-way");
+const BAD_RESTART: &str = env!("CARGO_BIN_EXE_fx-bad-restart");
+
+#[test]
+fn stale_reads_without_faults_passes() {
+    passes_without_faults(STALE_READS, "fx-stale-reads-none");
+}
+
+#[test]
+fn stale_reads_is_caught_by_default_runs() {
+    caught_by_default_runs(STALE_READS, "fx-stale-reads-all", 1);
+}
+
+#[test]
+fn lazy_log_without_faults_passes() {
+    passes_without_faults(LAZY_LOG, "fx-lazy-log-none");
+}
+
+#[test]
+fn lazy_log_is_caught_by_default_runs() {
+    caught_by_default_runs(LAZY_LOG, "fx-lazy-log-all", 1);
+}
+
+#[test]
+fn one_way_without_faults_passes() {
+    passes_without_faults(ONE_WAY, "fx-one-way-none");
+}
+
+#[test]
+fn one_way_is_caught_by_default_runs() {
+    caught_by_default_runs(ONE_WAY, "fx-one-way-all", 1);
+}
+
+#[test]
+fn bad_restart_without_faults_passes() {
+    passes_without_faults(BAD_RESTART, "fx-bad-restart-none");
+}
+
+#[test]
+fn bad_restart_is_caught_by_default_runs() {
+    caught_by_default_runs(BAD_RESTART, "fx-bad-restart-all", 255);
+}
