@@ -110,7 +110,9 @@ impl<'a> Nemesis<'a> {
         self.progress.set_fault(line);
     }
 
-    /// The current leader among running nodes, as the system spec finds it.
+    /// The current leader among running nodes, as the system spec finds it. An election may be
+    /// under way (after a kill-all, say) or a loaded machine slow to answer: tries for about 3 s
+    /// before the fault falls back to the node the schedule drew.
     pub fn find_leader(&self) -> Option<usize> {
         let running: Vec<(usize, String, std::net::SocketAddr)> = (0..self.cluster.len())
             .filter(|&i| self.cluster.state(i) == NodeState::Running)
@@ -122,7 +124,15 @@ impl<'a> Nemesis<'a> {
                 )
             })
             .collect();
-        self.cluster.probe().find_leader(&running)
+        for attempt in 0..8 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            if let Some(l) = self.cluster.probe().find_leader(&running) {
+                return Some(l);
+            }
+        }
+        None
     }
 
     fn resolve_one(&self, t: Target) -> (usize, Option<usize>) {

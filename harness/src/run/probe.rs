@@ -48,7 +48,7 @@ impl Probe {
     }
 
     /// The leader among `running` (index, id, client address): the node that says it leads with
-    /// the highest term, asked in parallel (300 ms each at most); node 0 for a fixed primary;
+    /// the highest term, asked in parallel (500 ms each at most); node 0 for a fixed primary;
     /// none when the spec says there is no leader to find.
     pub fn find_leader(&self, running: &[(usize, String, SocketAddr)]) -> Option<usize> {
         match self.leader {
@@ -60,7 +60,7 @@ impl Probe {
                         .iter()
                         .map(|(i, id, a)| {
                             s.spawn(move || {
-                                (*i, self.status(id, *a, Duration::from_millis(300)).ok())
+                                (*i, self.status(id, *a, Duration::from_millis(500)).ok())
                             })
                         })
                         .collect();

@@ -345,10 +345,15 @@ fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
         },
         Card::Kind(FaultKind::KillAll) => Fault::KillAll,
         Card::Kind(FaultKind::Partition) => {
-            let shape = rng.random_range(0..4);
+            let shape = rng.random_range(0..5);
             let order = shuffled(rng, nodes);
             let node = rng.random_range(0..nodes);
+            let inbound = rng.random_bool(0.5);
             Fault::Partition(match shape {
+                4 => Partition::OneWay {
+                    target: Target::Node(node),
+                    inbound,
+                },
                 0 => Partition::Halves {
                     order,
                     leader_in_minority: false,
@@ -379,15 +384,13 @@ fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
             })
         }
         Card::OneWay { inbound } => {
+            // Around the leader: that is where a store most often mistakes silence for death.
+            // (One-way cuts of any node come with the plain partition card.)
             let node = rng.random_range(0..nodes);
-            // Mostly the leader: a one-way cut around the leader is where a store most often
-            // mistakes silence for death.
-            let target = if rng.random_bool(0.8) {
-                Target::Leader { fallback: node }
-            } else {
-                Target::Node(node)
-            };
-            Fault::Partition(Partition::OneWay { target, inbound })
+            Fault::Partition(Partition::OneWay {
+                target: Target::Leader { fallback: node },
+                inbound,
+            })
         }
         Card::Kind(FaultKind::ClientPartition) => {
             let mut cs: Vec<usize> = (0..clients).collect();
