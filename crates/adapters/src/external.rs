@@ -40,7 +40,8 @@
 //!
 //! Options: `command` (array of strings, required: the program and its arguments), `env`
 //! (table of strings), `cwd` (string), `stderr` (`"inherit"`, the default, `"null"`, or a file
-//! path to append to), `grace_ms` (default 500), `options` (any table, passed as is in the
+//! path to append to), `grace_ms` (default 500), `startup_ms` (default 5000: how long a new
+//! process may take to answer its hello), `options` (any table, passed as is in the
 //! hello).
 
 use crate::config::{ConfigError, Options};
@@ -81,6 +82,8 @@ pub struct ExternalAdapter {
     cwd: Option<PathBuf>,
     stderr: StderrTo,
     grace: Duration,
+    /// How long a new process may take to answer its hello, whatever the operation's deadline.
+    startup: Duration,
     options: Value,
 }
 
@@ -93,6 +96,7 @@ impl ExternalAdapter {
             cwd: None,
             stderr: StderrTo::Inherit,
             grace: Duration::from_millis(500),
+            startup: Duration::from_secs(5),
             options: Value::Null,
         }
     }
@@ -135,6 +139,7 @@ impl ExternalAdapter {
             cwd: o.string("cwd")?.map(PathBuf::from),
             stderr,
             grace: Duration::from_millis(o.u64("grace_ms", 500)?),
+            startup: Duration::from_millis(o.u64("startup_ms", 5000)?),
             options: o.raw("options"),
         };
         if !matches!(a.options, Value::Null | Value::Object(_)) {
@@ -356,7 +361,11 @@ impl ExternalSession {
             addr: self.endpoint.addr.clone(),
             detail,
         };
-        let answer = match exchange(&mut proc, &hello, 0, deadline + self.cfg.grace) {
+        // The hello touches no store: a process slow to start (an interpreter on a loaded
+        // machine) gets `startup`, even past the operation's deadline. Nothing has been sent
+        // to the store either way.
+        let hello_deadline = (deadline + self.cfg.grace).max(Instant::now() + self.cfg.startup);
+        let answer = match exchange(&mut proc, &hello, 0, hello_deadline) {
             Ok(a) => a,
             Err(Exchange::Timeout) => {
                 return Err(ConnectError::Timeout {
