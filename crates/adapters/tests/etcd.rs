@@ -4,7 +4,7 @@ mod common;
 
 use adapters::etcd::EtcdAdapter;
 use adapters::{Adapter, ConnectError, NodeEndpoint, Op, OpContext, Reply, Role, Session};
-use common::{free_port, secs, Proc, TempDir};
+use common::{cas, free_port, mismatch, ok, read, secs, write, Proc, TempDir};
 use std::time::{Duration, Instant};
 
 struct Etcd {
@@ -80,38 +80,6 @@ fn session(adapter: &EtcdAdapter, etcd: &Etcd) -> Box<dyn Session> {
     match adapter.connect(&NodeEndpoint::new("n1", etcd.addr.clone()), secs(5.0)) {
         Ok(s) => s,
         Err(e) => panic!("connect: {e}"),
-    }
-}
-
-fn read(k: &str) -> Op {
-    Op::Read { key: k.into() }
-}
-
-fn write(k: &str, v: &str) -> Op {
-    Op::Write {
-        key: k.into(),
-        value: v.into(),
-    }
-}
-
-fn cas(k: &str, from: Option<&str>, to: &str) -> Op {
-    Op::Cas {
-        key: k.into(),
-        from: from.map(str::to_string),
-        to: to.into(),
-    }
-}
-
-fn ok(v: Option<&str>) -> Reply {
-    Reply::Ok {
-        value: v.map(str::to_string),
-    }
-}
-
-fn mismatch(current: Option<&str>) -> Reply {
-    Reply::Fail {
-        error: "cas_mismatch".into(),
-        current: Some(current.map(str::to_string)),
     }
 }
 

@@ -5,34 +5,9 @@ mod common;
 
 use adapters::external::{ExternalAdapter, ExternalSession};
 use adapters::{AdapterError, ConnectError, NodeEndpoint, Op, OpContext, Reply, Role, Session};
-use common::{crate_dir, pid_alive, secs, NativeServer, TempDir};
+use common::{cas, crate_dir, ok, pid_alive, read, secs, write, NativeServer, TempDir};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn read(k: &str) -> Op {
-    Op::Read { key: k.into() }
-}
-
-fn write(k: &str, v: &str) -> Op {
-    Op::Write {
-        key: k.into(),
-        value: v.into(),
-    }
-}
-
-fn cas(k: &str, from: Option<&str>, to: &str) -> Op {
-    Op::Cas {
-        key: k.into(),
-        from: from.map(str::to_string),
-        to: to.into(),
-    }
-}
-
-fn ok(v: Option<&str>) -> Reply {
-    Reply::Ok {
-        value: v.map(str::to_string),
-    }
-}
 
 fn misbehaving() -> ExternalAdapter {
     let script = crate_dir().join("tests/fixtures/misbehaving_adapter.py");

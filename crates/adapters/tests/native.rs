@@ -4,32 +4,7 @@ mod common;
 
 use adapters::native::NativeAdapter;
 use adapters::{Adapter, ConnectError, NodeEndpoint, Op, OpContext, Reply, Role, Session};
-use common::{secs, NativeServer};
-
-fn read(k: &str) -> Op {
-    Op::Read { key: k.into() }
-}
-
-fn write(k: &str, v: &str) -> Op {
-    Op::Write {
-        key: k.into(),
-        value: v.into(),
-    }
-}
-
-fn cas(k: &str, from: Option<&str>, to: &str) -> Op {
-    Op::Cas {
-        key: k.into(),
-        from: from.map(str::to_string),
-        to: to.into(),
-    }
-}
-
-fn ok(v: Option<&str>) -> Reply {
-    Reply::Ok {
-        value: v.map(str::to_string),
-    }
-}
+use common::{cas, ok, read, secs, write, NativeServer};
 
 fn session(server: &NativeServer) -> Box<dyn Session> {
     let node = NodeEndpoint::new("n1", server.addr.to_string()).with_cluster("c1");

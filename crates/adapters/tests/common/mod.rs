@@ -2,6 +2,7 @@
 //! ports, and a tiny in-test server speaking the native JSON-lines protocol.
 #![allow(dead_code)]
 
+use adapters::{Op, Reply};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -286,5 +287,42 @@ fn serve_conn(
         if key == "bye" {
             return;
         }
+    }
+}
+
+/// A read of `k`.
+pub fn read(k: &str) -> Op {
+    Op::Read { key: k.into() }
+}
+
+/// A write of `v` to `k`.
+pub fn write(k: &str, v: &str) -> Op {
+    Op::Write {
+        key: k.into(),
+        value: v.into(),
+    }
+}
+
+/// A cas of `k` from `from` (`None`: absent) to `to`.
+pub fn cas(k: &str, from: Option<&str>, to: &str) -> Op {
+    Op::Cas {
+        key: k.into(),
+        from: from.map(str::to_string),
+        to: to.into(),
+    }
+}
+
+/// An `Ok` reply carrying `v`.
+pub fn ok(v: Option<&str>) -> Reply {
+    Reply::Ok {
+        value: v.map(str::to_string),
+    }
+}
+
+/// A cas mismatch that reports `current`.
+pub fn mismatch(current: Option<&str>) -> Reply {
+    Reply::Fail {
+        error: "cas_mismatch".into(),
+        current: Some(current.map(str::to_string)),
     }
 }
