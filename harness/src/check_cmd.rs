@@ -1,6 +1,6 @@
 //! `harness check`: re-check stored histories (files or run directories).
 //!
-//! Exit codes (DESIGN.md, Jepsen's convention): 0 linearizable, 1 not linearizable, 2 unknown,
+//! Exit codes (docs/exit-codes.md, Jepsen's convention): 0 linearizable, 1 not linearizable, 2 unknown,
 //! 254 usage error (bad flags, unreadable or malformed input: the message names file and line;
 //! an input with fewer than `--require-ops` operations that took effect), 255 any other failure.
 //! With several inputs the worst verdict wins (1 over 2 over 0).
