@@ -353,7 +353,15 @@ impl Spec {
     /// The program for `{bin}`: `--node-bin`, else the spec's `bin` with its placeholders filled.
     pub fn bin(&self, node_bin: Option<&Path>, bin_dir: &Path) -> Result<String, SpecError> {
         if let Some(b) = node_bin {
-            return Ok(b.display().to_string());
+            // Nodes run in their own data directories: a relative path must not change meaning.
+            let abs = if b.is_relative() && b.components().count() > 1 {
+                std::env::current_dir()
+                    .map(|d| d.join(b))
+                    .unwrap_or_else(|_| b.to_path_buf())
+            } else {
+                b.to_path_buf()
+            };
+            return Ok(abs.display().to_string());
         }
         let Some(b) = &self.bin else {
             return Ok(String::new());
@@ -631,6 +639,16 @@ mod tests {
         assert!(e.contains("`bin`"), "{e}");
         let e = bad("name = \"x\"\n[node]\ncommand = [\"a\"]\n[ready]\ncheck = \"ping\"\n[client]\nadapter = \"native\"\n");
         assert!(e.contains("ping") || e.contains("check"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_node_bin_is_made_absolute() -> Result<(), SpecError> {
+        let spec = Spec::load("raftkv")?;
+        let b = spec.bin(Some(Path::new("target/release/mykv")), Path::new("/b"))?;
+        assert!(Path::new(&b).is_absolute(), "{b}");
+        assert_eq!(spec.bin(Some(Path::new("mykv")), Path::new("/b"))?, "mykv");
+        assert_eq!(spec.bin(None, Path::new("/b"))?, "/b/raftkv");
+        Ok(())
     }
 
     #[test]
