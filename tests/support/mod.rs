@@ -192,3 +192,18 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// The workspace's `harness` binary, as a command to add arguments to.
+pub fn harness() -> Command {
+    Command::new(workspace_bin("harness"))
+}
+
+/// A finished command's exit code and output, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

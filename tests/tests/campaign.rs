@@ -12,30 +12,17 @@
 //! Every test has its own temporary campaign directory; it appears in the command line of every
 //! run and every node (their data directories live under it), which is how the tests find them.
 
-use e2e::{code, processes_with, run_with_timeout, workspace_bin, ChildGuard, KillOnDrop, TempDir};
+use e2e::{code, harness, processes_with, run_with_timeout, show, ChildGuard, KillOnDrop, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn harness() -> Command {
-    Command::new(workspace_bin("harness"))
-}
 
 fn brokenkv() -> &'static str {
     env!("CARGO_BIN_EXE_brokenkv")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn read_json(path: &Path) -> Value {

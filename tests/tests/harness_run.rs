@@ -8,28 +8,18 @@
 //! Every test uses its own temporary `--out` directory (node command lines contain it, which is
 //! how the tests find every node process the harness started), and bounded time.
 
-use e2e::{code, processes_with, run_with_timeout, workspace_bin, ChildGuard, KillOnDrop, TempDir};
+use e2e::{
+    code, harness, processes_with, run_with_timeout, show, workspace_bin, ChildGuard, KillOnDrop,
+    TempDir,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn harness() -> Command {
-    Command::new(workspace_bin("harness"))
-}
 
 fn brokenkv() -> &'static str {
     env!("CARGO_BIN_EXE_brokenkv")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn verdict_of(run_dir: &Path) -> String {

@@ -10,23 +10,10 @@
 //! The store binaries must be installed (`.ci/run` does it): these tests fail, not skip, when
 //! they are missing, unless HARNESS_SKIP_EXTERNAL_STORES=1 says to skip them.
 
-use e2e::{code, run_with_timeout, workspace_bin, KillOnDrop, TempDir};
+use e2e::{code, harness, run_with_timeout, show, KillOnDrop, TempDir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
-
-fn harness() -> Command {
-    Command::new(workspace_bin("harness"))
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
