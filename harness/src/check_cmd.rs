@@ -4,6 +4,11 @@
 //! 254 usage error (bad flags, unreadable or malformed input: the message names file and line;
 //! an input with fewer than `--require-ops` operations that took effect), 255 any other failure.
 //! With several inputs the worst verdict wins (1 over 2 over 0).
+//!
+//! JSONL histories are checked streaming (`lincheck::stream`): memory is bounded by the
+//! concurrency window, not the history's length, and the reports show the evidence of each
+//! violation (the operations around it). `--whole-history` (implied by `--html-all-keys`)
+//! reads the whole history into memory and checks it as one, as before.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,7 +18,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lincheck::html::HtmlOptions;
-use lincheck::{CheckError, CheckOptions, Format, ModelKind, Outcome, Value, Verdict};
+use lincheck::Outcome as LOutcome;
+use lincheck::{CheckError, CheckOptions, Format, ModelKind, Value, Verdict};
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -35,7 +41,8 @@ pub struct CheckArgs {
     /// still exits 1.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub require_ops: usize,
-    /// Time limit for the search, e.g. 60s, 500ms, 2m; 0 for none.
+    /// Time limit for the search, e.g. 60s, 500ms, 2m; 0 for none. Streaming, it bounds each
+    /// key's total search time; with --whole-history, the whole check.
     #[arg(long, default_value = "60s", value_parser = crate::duration::parse)]
     pub time_limit: Duration,
     /// Memory budget for the search, e.g. 4G, 512M.
@@ -54,6 +61,61 @@ pub struct CheckArgs {
     /// Turn off the sound reductions for indefinite operations (for comparison).
     #[arg(long, hide = true)]
     pub no_reductions: bool,
+    /// Read the whole history into memory and check it at once instead of streaming it (memory
+    /// grows with the history; needed to draw every key with --html-all-keys).
+    #[arg(long)]
+    pub whole_history: bool,
+}
+
+/// A checked input, either way.
+struct Outcome {
+    result: lincheck::CheckResult,
+    /// The whole history, or the evidence a streaming check kept.
+    history: lincheck::History,
+    format: Format,
+    counts: Counts,
+    torn_tail: Option<u64>,
+}
+
+/// What an input held.
+struct Counts {
+    ops: u64,
+    effective: u64,
+    failed: u64,
+    unknown: u64,
+}
+
+fn check_one(file: &Path, args: &CheckArgs, opts: &CheckOptions) -> Result<Outcome, CheckError> {
+    if args.whole_history || args.html_all_keys {
+        let c = lincheck::check_file(file, args.format, opts)?;
+        let h = &c.history;
+        let counts = Counts {
+            ops: h.ops.len() as u64,
+            effective: h.effective_ops() as u64,
+            failed: h.ops.iter().filter(|o| o.outcome == LOutcome::Fail).count() as u64,
+            unknown: h.ops.iter().filter(|o| o.outcome.is_indefinite()).count() as u64,
+        };
+        return Ok(Outcome {
+            torn_tail: c.history.torn_tail,
+            result: c.result,
+            history: c.history,
+            format: c.format,
+            counts,
+        });
+    }
+    let s = lincheck::stream::check_file(file, args.format, opts)?;
+    Ok(Outcome {
+        counts: Counts {
+            ops: s.counts.ops,
+            effective: s.counts.effective,
+            failed: s.counts.failed,
+            unknown: s.counts.indefinite,
+        },
+        torn_tail: s.torn_tail,
+        result: s.result,
+        history: s.history,
+        format: s.format,
+    })
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -136,14 +198,14 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
     let mut json_out = Vec::new();
     for (n, path) in args.paths.iter().enumerate() {
         let file = history_file(path);
-        let checked = lincheck::check_file(&file, args.format, &opts).map_err(|e| match e {
+        let checked = check_one(&file, args, &opts).map_err(|e| match e {
             CheckError::Read(r) => Failure::Usage(anyhow::Error::new(r)),
             CheckError::Model(m) => {
                 Failure::Usage(anyhow::Error::new(m).context(file.display().to_string()))
             }
             other => Failure::Other(anyhow::Error::new(other)),
         })?;
-        if let Some(line) = checked.history.torn_tail {
+        if let Some(line) = checked.torn_tail {
             eprintln!(
                 "harness check: {}:{line}: left out a torn last line (the writer stopped mid-line)",
                 file.display()
@@ -152,12 +214,12 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
         let r = &checked.result;
         // Checked before printing, so that a history too thin to pass prints no verdict that a
         // script could take for one. A violation is evidence however few operations it took.
-        let effective = checked.history.effective_ops();
-        if effective < args.require_ops && r.verdict != Verdict::NotLinearizable {
+        let effective = checked.counts.effective;
+        if effective < args.require_ops as u64 && r.verdict != Verdict::NotLinearizable {
             return Err(Failure::Usage(anyhow::anyhow!(
                 "{}: {}",
                 file.display(),
-                too_few_ops(&checked.history, args.require_ops)
+                too_few_ops(&checked.counts, args.require_ops)
             )));
         }
         if args.json {
@@ -202,16 +264,18 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
     Ok(worst)
 }
 
-fn too_few_ops(h: &lincheck::History, required: usize) -> String {
-    let effective = h.effective_ops();
-    let failed = h.ops.iter().filter(|o| o.outcome == Outcome::Fail).count();
-    let unknown = h.ops.iter().filter(|o| o.outcome.is_indefinite()).count();
-    let what = if h.ops.is_empty() {
+fn too_few_ops(c: &Counts, required: usize) -> String {
+    let Counts {
+        ops,
+        effective,
+        failed,
+        unknown,
+    } = c;
+    let what = if *ops == 0 {
         "no client operations".to_string()
     } else {
         format!(
-            "{effective} of {} client operations took effect ({failed} failed, {unknown} with an unknown outcome)",
-            h.ops.len()
+            "{effective} of {ops} client operations took effect ({failed} failed, {unknown} with an unknown outcome)"
         )
     };
     if required == 1 {
@@ -221,7 +285,7 @@ fn too_few_ops(h: &lincheck::History, required: usize) -> String {
     }
 }
 
-fn write_html(out: &Path, checked: &lincheck::Checked, all_keys: bool) -> anyhow::Result<()> {
+fn write_html(out: &Path, checked: &Outcome, all_keys: bool) -> anyhow::Result<()> {
     let f = File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut w = BufWriter::new(f);
     let opts = HtmlOptions::default().all_keys(all_keys);
@@ -324,6 +388,36 @@ mod tests {
             run_with(&[cas.to_str().unwrap(), "--model", "kv-append"]),
             ExitCode::from(254)
         );
+    }
+
+    #[test]
+    fn streaming_and_whole_history_agree() {
+        let ok = temp("agree-ok.jsonl", OK);
+        let more = r#"{"index":4,"time":5,"process":3,"type":"invoke","f":"write","key":"k","value":"b"}
+{"index":5,"time":6,"process":3,"type":"ok","f":"write","key":"k","value":"b"}
+{"index":6,"time":7,"process":2,"type":"invoke","f":"read","key":"k","value":null}
+{"index":7,"time":8,"process":2,"type":"ok","f":"read","key":"k","value":"a"}
+"#;
+        let bad = temp("agree-bad.jsonl", &format!("{OK}{more}"));
+        for extra in [&[][..], &["--whole-history"][..]] {
+            let with = |p: &Path| {
+                let mut v = vec![p.to_str().unwrap()];
+                v.extend_from_slice(extra);
+                run_with(&v)
+            };
+            assert_eq!(with(&ok), ExitCode::from(0), "{extra:?}");
+            assert_eq!(with(&bad), ExitCode::from(1), "{extra:?}");
+        }
+        // The streamed result explains the violation from the evidence it kept.
+        let opts = CheckOptions::default();
+        let s = lincheck::stream::check_file(&bad, Format::Auto, &opts).expect("checks");
+        let w = lincheck::check_file(&bad, Format::Auto, &opts).expect("checks");
+        assert_eq!(
+            s.result.counterexamples[0].explanation,
+            w.result.counterexamples[0].explanation
+        );
+        let j = s.result.to_json(&s.history);
+        assert_eq!(j["counterexamples"][0]["unplaceable"][0]["invoke_line"], 7);
     }
 
     #[test]

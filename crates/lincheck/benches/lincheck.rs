@@ -10,7 +10,13 @@
 //!    valid and with one injected stale read; then with 10% indefinite operations, with and
 //!    without the reductions (time limit 10 s), to show what they buy.
 //!
-//! `-- quick` skips the 1M-operation runs.
+//! 4. Streaming (`lincheck::stream::check_file`, what `harness check` does for JSONL) against
+//!    the whole-history check, on 1M and 10M operations over 1,000 keys, 20 processes, 5%
+//!    indefinite operations, valid and with one stale read injected; each in a child process
+//!    reporting wall time, CPU time and peak RSS (VmHWM). The history is written to a
+//!    temporary file first (about 2.3 GB for 10M operations).
+//!
+//! `-- quick` skips the 1M- and 10M-operation runs; `-- stream` runs only part 4.
 
 #[path = "../tests/support/gen.rs"]
 mod gen;
@@ -28,9 +34,14 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "quick");
-    corpus();
     let dir = std::env::temp_dir().join(format!("lincheck-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    if args.iter().any(|a| a == "stream") {
+        streaming(&dir, quick);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    corpus();
     println!(
         "\n## Scaling: 1,000 keys, 20 processes, 5% info ops (read + check, in a child process)\n"
     );
@@ -100,7 +111,82 @@ fn main() {
     scenario(&dir, &p10, &[]);
     println!("| 10% indefinite, reductions off |");
     scenario(&dir, &p10, &["--no-reductions"]);
+    streaming(&dir, quick);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Part 4: streaming against the whole-history check.
+fn streaming(dir: &Path, quick: bool) {
+    println!("\n## Streaming vs whole history: 1,000 keys, 20 processes, 5% info ops (read + check, in a child process)\n");
+    println!("| ops | history | check | verdict | expected | time (s) | CPU (s) | peak RSS (MB) | stale read found on key |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let sizes: &[usize] = if quick {
+        &[100_000]
+    } else {
+        &[1_000_000, 10_000_000]
+    };
+    for &n in sizes {
+        let p = gen::Params {
+            ops: n,
+            keys: 1000,
+            procs: 20,
+            info_rate: 0.05,
+            fail_rate: 0.02,
+            read_frac: 0.5,
+            write_frac: 0.3,
+            unique_values: true,
+            domain: 0,
+            seed: n as u64,
+        };
+        let mut ops = gen::generate(&p);
+        for stale in [false, true] {
+            let mut key = String::from("-");
+            if stale {
+                // In the middle of the history, as in part 2.
+                let Some(r) = gen::inject_stale_read(&mut ops, p.seed) else {
+                    continue;
+                };
+                key = format!("k{}", ops[r].key);
+            }
+            let path = dir.join(format!("s-{n}-{stale}.jsonl"));
+            {
+                let f = std::fs::File::create(&path).expect("create history");
+                gen::write_jsonl(&ops, std::io::BufWriter::with_capacity(1 << 20, f))
+                    .expect("write history");
+            }
+            for (check, flag) in [("streaming", "--stream"), ("whole history", "--whole")] {
+                let exe = std::env::current_exe().expect("own path");
+                let out = Command::new(exe)
+                    .arg("--child")
+                    .arg(&path)
+                    .arg(flag)
+                    .output()
+                    .expect("run child");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let f: Vec<&str> = text.trim().split('\t').collect();
+                let expected = if stale {
+                    "not-linearizable"
+                } else {
+                    "linearizable"
+                };
+                let found = if stale {
+                    let hit = f.get(3).is_some_and(|k| *k == key);
+                    format!("{key}: {}", if hit { "yes" } else { "NO" })
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "| {n} | {} | {check} | {} | {expected} | {} | {} | {} | {found} |",
+                    if stale { "stale read" } else { "valid" },
+                    f.first().unwrap_or(&"?"),
+                    f.get(1).unwrap_or(&"?"),
+                    f.get(4).unwrap_or(&"?"),
+                    f.get(2).unwrap_or(&"?"),
+                );
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 fn corpus() {
@@ -200,7 +286,8 @@ fn scenario(dir: &Path, p: &gen::Params, extra: &[&str]) {
     }
 }
 
-/// Child: read + check one file; print verdict, seconds, peak RSS MB, first failing key.
+/// Child: read + check one file; print verdict, seconds, peak RSS MB, first failing key, CPU
+/// seconds. `--stream`: the streaming check.
 fn child(args: &[String]) {
     let path = Path::new(&args[0]);
     let mut opts = CheckOptions::default();
@@ -210,19 +297,40 @@ fn child(args: &[String]) {
             .time_limit(Some(Duration::from_secs(10)));
     }
     let t = Instant::now();
-    let c = check_file(path, Format::Jsonl, &opts).expect("check");
+    let result = if args.iter().any(|a| a == "--stream") {
+        lincheck::stream::check_file(path, Format::Jsonl, &opts)
+            .expect("check")
+            .result
+    } else {
+        check_file(path, Format::Jsonl, &opts)
+            .expect("check")
+            .result
+    };
     let secs = t.elapsed().as_secs_f64();
-    let key = c
-        .result
+    let key = result
         .counterexamples
         .first()
         .map(|c| c.key.clone())
         .unwrap_or_else(|| "-".into());
     println!(
-        "{}\t{secs:.3}\t{:.0}\t{key}",
-        c.result.verdict.name(),
-        peak_rss_mb()
+        "{}\t{secs:.3}\t{:.0}\t{key}\t{:.2}",
+        result.verdict.name(),
+        peak_rss_mb(),
+        cpu_seconds()
     );
+}
+
+/// User + system CPU time of this process so far (/proc/self/stat, clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(f64::NAN)
 }
 
 fn peak_rss_mb() -> f64 {

@@ -4,8 +4,6 @@
 #[path = "../tests/support/gen.rs"]
 mod gen;
 
-use std::io::Write;
-
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: f64| a.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(d);
@@ -26,5 +24,6 @@ fn main() {
         let r = gen::inject_stale_read(&mut ops, p.seed);
         eprintln!("stale read: {:?}", r.map(|r| (&ops[r].key, ops[r].call)));
     }
-    let _ = std::io::stdout().write_all(&gen::to_jsonl(&ops));
+    let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let _ = gen::write_jsonl(&ops, out);
 }

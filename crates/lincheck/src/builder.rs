@@ -7,7 +7,7 @@ use crate::error::{LineError, LineErrorKind};
 use crate::history::{Func, History, KeyId, NemesisEvent, Operation, Outcome, Value};
 
 /// A completion event, as a reader decoded it.
-pub(crate) struct Completion<'a> {
+pub(crate) struct Completion<'a, V = Value> {
     pub line: u64,
     pub time: Option<u64>,
     pub process: u64,
@@ -15,22 +15,22 @@ pub(crate) struct Completion<'a> {
     /// `None` when the format does not repeat f on completions.
     pub f: Option<Func>,
     pub key: Option<&'a str>,
-    pub output: Value,
+    pub output: V,
     /// The input an `ok` completion of a write, cas or append repeats (`(value, Nil)`, or
     /// `(from, to)` for cas); `None` when the line does not repeat it.
-    pub echo: Option<(Value, Value)>,
+    pub echo: Option<(V, V)>,
     pub error: Option<&'a str>,
 }
 
 /// An invocation event.
-pub(crate) struct Invocation<'a> {
+pub(crate) struct Invocation<'a, V = Value> {
     pub line: u64,
     pub time: Option<u64>,
     pub process: u64,
     pub f: Func,
     pub key: &'a str,
-    pub arg: Value,
-    pub arg2: Value,
+    pub arg: V,
+    pub arg2: V,
 }
 
 enum ProcState {
@@ -204,7 +204,7 @@ impl Builder {
     }
 }
 
-fn input_text(f: Func, a: &Value, b: &Value) -> String {
+pub(crate) fn input_text(f: Func, a: &Value, b: &Value) -> String {
     match f {
         Func::Cas => format!("[{a}, {b}]"),
         _ => a.to_string(),

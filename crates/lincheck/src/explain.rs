@@ -44,6 +44,19 @@ pub(crate) fn explain(
             );
         }
         if writers.is_empty() && *x != Value::Nil {
+            // A streaming check's evidence: later operations are not known, and with `retired`
+            // neither are all earlier writes; say only what is certain.
+            if h.window && h.retired {
+                return format!(
+                    "{verb} ({at}), but {key} holds {state} there, and no operation that could still take effect writes {x} (older operations were checked and retired)"
+                );
+            }
+            if h.window {
+                return format!(
+                    "{verb} ({at}), but no operation invoked before the {} completed wrote {x} to {key}",
+                    op.f.name()
+                );
+            }
             return format!("{verb} ({at}), but no operation ever wrote {x} to {key}");
         }
         let live: Vec<&&Operation> = writers

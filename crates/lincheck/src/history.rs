@@ -230,6 +230,13 @@ pub struct History {
     /// The line number of a torn last line that was left out: the writer crashed mid-line,
     /// which the format allows (a crash loses at most the last line).
     pub torn_tail: Option<u64>,
+    /// The history is the evidence a streaming check kept ([`crate::stream`]): it ends at the
+    /// violation (what came after is not known when it is reported).
+    pub window: bool,
+    /// With `window`: some earlier writes of the key were checked and retired without being
+    /// kept (only a few recent ones are), so the history does not hold every write before the
+    /// violation.
+    pub retired: bool,
 }
 
 impl History {

@@ -4,13 +4,18 @@
 //! - Readers: the project's JSONL ([`read_jsonl`]), Jepsen EDN and Porcupine's logs
 //!   ([`read_file`] with [`Format`]); a JSONL writer ([`JsonlWriter`]).
 //! - Models ([`Model`]): the register, Knossos's cas-register, Porcupine's kv.
-//! - [`check`]: Wing & Gong's search with Lowe's memoisation, split by key, keys in parallel,
+//! - [`check()`]: Wing & Gong's search with Lowe's memoisation, split by key, keys in parallel,
 //!   time and memory limits, sound reductions for indefinite operations.
 //! - Results: [`CheckResult`] (three-valued [`Verdict`], per-key stats, counterexamples with a
 //!   plain-language explanation), its JSON ([`CheckResult::to_json`]), and a self-contained HTML
 //!   page ([`html::render`]).
 //!
-//! The harness calls [`check_file`] (or [`check`] on a history it holds).
+//! - [`stream`]: the streaming checker ([`StreamingChecker`]): events pushed as they are
+//!   written, a verdict as soon as a violation is certain, memory bounded by the concurrency
+//!   window; [`stream::check_file`] streams a file.
+//!
+//! The harness calls [`check_file`] (or [`check()`] on a history it holds), and
+//! [`stream::check_file`] for `harness check`.
 
 mod builder;
 pub mod check;
@@ -22,6 +27,7 @@ pub mod import;
 pub mod jsonl;
 pub mod model;
 pub mod result;
+pub mod stream;
 
 use std::path::Path;
 
@@ -32,6 +38,7 @@ pub use import::{detect, read_file, Format};
 pub use jsonl::{read_jsonl, Event, EventType, JsonlWriter, Process};
 pub use model::{Model, ModelKind};
 pub use result::{CheckResult, Counterexample, KeyResult, UnknownCause, Verdict};
+pub use stream::{Status, StreamError, Streamed, StreamingChecker};
 
 /// A checked file: the history as read, the format it was read as, the result.
 #[derive(Debug)]

@@ -48,6 +48,10 @@ pub enum UnknownCause {
     MemoryBudget,
     /// Another key was found not linearizable and the check was told to stop there.
     Stopped,
+    /// Streaming check: the key's concurrency window (operations since its last quiescent
+    /// point), its end configurations, or the indefinite operations carried across cuts
+    /// exceeded their limit (`CheckOptions::window_limit`, `CheckOptions::info_limit`).
+    WindowLimit,
 }
 
 impl UnknownCause {
@@ -57,6 +61,7 @@ impl UnknownCause {
             UnknownCause::TimeLimit => "time-limit",
             UnknownCause::MemoryBudget => "memory-budget",
             UnknownCause::Stopped => "stopped-after-violation",
+            UnknownCause::WindowLimit => "window-limit",
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Hand-written minimal violations: each must be reported not linearizable, on the right key,
-//! with the offending operation first among the unplaceable ones and a fitting explanation.
+//! with the offending operation first among the unplaceable ones and a fitting explanation —
+//! by the whole-history check and, identically, by the streaming check (`lincheck::stream`),
+//! which explains from the evidence it kept.
 
 use lincheck::{check, read_jsonl, CheckOptions, History, ModelKind, Verdict};
 
@@ -8,13 +10,41 @@ fn history(lines: &[&str]) -> History {
     read_jsonl(text.as_bytes()).expect("test history parses")
 }
 
-/// Checks and returns (key, first unplaceable op's invoke line, explanation).
+/// Checks and returns (key, first unplaceable op's invoke line, explanation), the same both
+/// ways.
 fn violation(h: &History) -> (String, u64, String) {
-    let r = check(h, &CheckOptions::new(ModelKind::Register)).expect("checks");
+    let opts = CheckOptions::new(ModelKind::Register);
+    let r = check(h, &opts).expect("checks");
     assert_eq!(r.verdict, Verdict::NotLinearizable, "{}", r.summary());
     let c = &r.counterexamples[0];
     let op = &h.ops[c.unplaceable[0]];
-    (c.key.clone(), op.call_line, c.explanation.clone())
+    let whole = (c.key.clone(), op.call_line, c.explanation.clone());
+    let s = lincheck::stream::check_history(h, &opts).expect("checks");
+    assert_eq!(
+        s.result.verdict,
+        Verdict::NotLinearizable,
+        "{}",
+        s.result.summary()
+    );
+    let c = &s.result.counterexamples[0];
+    let op = &s.history.ops[c.unplaceable[0]];
+    let streamed = (c.key.clone(), op.call_line, c.explanation.clone());
+    assert_eq!((&streamed.0, streamed.1), (&whole.0, whole.1));
+    // The streaming check reports the violation when it is certain, before any later operation
+    // is known: where the whole history names one ("ever", "invoked ... after"), it says only
+    // what holds when it reports.
+    if whole.2.contains("ever wrote") || whole.2.contains("after the read completed") {
+        assert!(
+            streamed
+                .2
+                .contains("no operation invoked before the read completed wrote"),
+            "{}",
+            streamed.2
+        );
+    } else {
+        assert_eq!(streamed.2, whole.2);
+    }
+    whole
 }
 
 // Each history has an unrelated, valid key "other" so the key must be singled out.

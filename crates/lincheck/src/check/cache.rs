@@ -122,6 +122,16 @@ impl Bitset {
         }
     }
 
+    /// Whether position `i` is in the set.
+    #[inline]
+    pub fn contains(&self, i: usize) -> bool {
+        if i >= self.split {
+            let j = i - self.split;
+            return self.extra[j / 64] & (1 << (j % 64)) != 0;
+        }
+        self.words[i / 64] & (1 << (i % 64)) != 0
+    }
+
     /// The compact form: (first definite word not all ones, the definite words from there to
     /// the last nonzero one, the indefinite words).
     #[inline]
@@ -156,9 +166,15 @@ pub(crate) struct Cache<S> {
 
 impl<S: Copy + Eq> Cache<S> {
     pub fn new() -> Self {
+        Self::with_slots(1024)
+    }
+
+    /// A cache whose table starts with `slots` slots (a power of two); it grows as needed.
+    pub fn with_slots(slots: usize) -> Self {
+        let slots = slots.next_power_of_two().max(16);
         Self {
-            table: vec![0; 1024],
-            mask: 1023,
+            table: vec![0; slots],
+            mask: slots - 1,
             entries: Vec::new(),
             words: Vec::new(),
         }

@@ -2,9 +2,10 @@
 //! linearizable iff each key's sub-history is), check the keys in parallel, collect the results.
 
 mod cache;
-pub(crate) use cache::FxHasher;
+pub(crate) use cache::{splitmix64, state_hash, FxHasher};
 pub(crate) mod reduce;
 pub(crate) mod search;
+pub(crate) use search::{Abort, End, Found, Limits, Mode, Search, Start};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,7 +19,6 @@ use crate::model::kv::Kv;
 use crate::model::register::Register;
 use crate::model::{Encode, Model, ModelKind, SearchOp};
 use crate::result::{CheckResult, Counterexample, KeyResult, Step, UnknownCause, Verdict};
-use search::{Abort, Found, Limits, Search};
 
 /// How to check.
 #[derive(Clone, Debug)]
@@ -39,6 +39,18 @@ pub struct CheckOptions {
     /// Stop the other keys at the first key found not linearizable (they become unknown, cause
     /// `Stopped`), as Porcupine does. On by default: CI needs the verdict, not every bad key.
     pub stop_at_first_violation: bool,
+    /// Streaming check ([`crate::stream`]): background threads that check the keys; 0 checks
+    /// in the thread that pushes the events (deterministic: `push` returns the verdict so far
+    /// for everything pushed).
+    pub stream_workers: usize,
+    /// Streaming check: the most operations one key may hold between quiescent points (its
+    /// concurrency window); a key that exceeds it becomes unknown (`window-limit`).
+    pub window_limit: usize,
+    /// Streaming check: the most indefinite operations carried across cuts, all keys together.
+    /// Beyond it the oldest are forgotten, and a violation on that key is reported unknown.
+    pub info_limit: usize,
+    /// Streaming check: retired writes kept per key to explain a violation found later.
+    pub context_ops: usize,
 }
 
 impl Default for CheckOptions {
@@ -51,6 +63,10 @@ impl Default for CheckOptions {
             threads: 0,
             reductions: true,
             stop_at_first_violation: true,
+            stream_workers: 1,
+            window_limit: 100_000,
+            info_limit: 250_000,
+            context_ops: 4,
         }
     }
 }
@@ -96,6 +112,26 @@ impl CheckOptions {
     /// Stop at the first violation.
     pub fn stop_at_first_violation(mut self, on: bool) -> Self {
         self.stop_at_first_violation = on;
+        self
+    }
+    /// Sets the streaming checker's background threads (0: check in the pushing thread).
+    pub fn stream_workers(mut self, n: usize) -> Self {
+        self.stream_workers = n;
+        self
+    }
+    /// Sets the streaming checker's per-key window limit (operations).
+    pub fn window_limit(mut self, ops: usize) -> Self {
+        self.window_limit = ops;
+        self
+    }
+    /// Sets the streaming checker's limit on carried indefinite operations.
+    pub fn info_limit(mut self, ops: usize) -> Self {
+        self.info_limit = ops;
+        self
+    }
+    /// Sets how many retired writes per key the streaming checker keeps for explanations.
+    pub fn context_ops(mut self, n: usize) -> Self {
+        self.context_ops = n;
         self
     }
 }
@@ -343,12 +379,16 @@ where
                     Abort::Time => UnknownCause::TimeLimit,
                     Abort::Memory => UnknownCause::MemoryBudget,
                     Abort::Cancelled => UnknownCause::Stopped,
+                    Abort::Window => UnknownCause::WindowLimit,
                 })
             }
+            // Only enumerating searches (streaming) return end configurations.
+            Found::Ends(_) => kr.verdict = Verdict::Linearizable,
             Found::Illegal {
                 mut prefix,
                 mut state,
                 mut blocker,
+                ..
             } => {
                 kr.verdict = Verdict::NotLinearizable;
                 // Re-derive the counterexample without the obligation pruning when that is
@@ -358,15 +398,18 @@ where
                     prefix: p,
                     state: s,
                     blocker: b,
+                    ..
                 }) = plain.run(&mut st.model, &st.ops, &sh.limits, EXPLAIN_BUDGET)
                 {
                     (prefix, state, blocker) = (p, s, b);
                 }
+                let init = st.model.init();
                 cex = Some(counterexample(
                     sh.history,
                     &kr.key,
                     &mut st.model,
                     &st.ops,
+                    (init, None),
                     &prefix,
                     state,
                     blocker,
@@ -381,18 +424,28 @@ where
     }
 }
 
-/// Builds the counterexample from the search's deepest dead end.
-fn counterexample<M: Model>(
+/// Builds the counterexample from the search's deepest dead end. `start`: the state the prefix
+/// starts from, and the operation (index into `history.ops`) that set it when the prefix starts
+/// after a cut (streaming): it is shown as the prefix's first step.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn counterexample<M: Model>(
     history: &History,
     key: &str,
     model: &mut M,
     ops: &[SearchOp<M::Input, M::Output>],
+    start: (M::State, Option<usize>),
     prefix: &[u32],
     state: M::State,
     blocker: u32,
 ) -> Counterexample {
-    let mut steps = Vec::with_capacity(prefix.len());
-    let mut s = model.init();
+    let mut steps = Vec::with_capacity(prefix.len() + 1);
+    let mut s = start.0;
+    if let Some(op) = start.1 {
+        steps.push(Step {
+            op,
+            state_after: model.describe_state(s),
+        });
+    }
     let mut in_prefix = vec![false; ops.len()];
     for &i in prefix {
         let op = &ops[i as usize];

@@ -50,11 +50,31 @@
 //!
 //! The inner loop allocates nothing: the list is an array of `u32` links, the linearized set a
 //! bitset with an incrementally maintained Zobrist hash, the cache a flat open-addressing table.
+//!
+//! # Modes for the streaming checker ([`Mode`], see `stream::key`)
+//!
+//! - *Starts*: the search may start from several configurations (a state, and indefinite
+//!   operations already linearized, lifted out of the list before the walk), one after the
+//!   other, sharing the cache: a configuration has the same futures whichever start reached it.
+//!   A start's *salt* is mixed into the cache's hashes, so starts whose end configurations
+//!   differ in what the search does not see (operations outside it) do not share entries.
+//! - *Enumerate*: instead of stopping at the first linearization, record the configuration
+//!   (state, indefinite operations linearized) each time every definite operation is
+//!   linearized, and backtrack; the result is every end configuration. The prunings above
+//!   keep every end configuration: a forced read-only step reaches the same ends (move the read
+//!   to the front of any completion), and value obligations only cut dead ends.
+//! - *Lazy*: an indefinite operation is taken only to set a value that something not yet
+//!   linearized can use, and then something must use it before the state changes again (an
+//!   obligation, part of the configuration: salted into the cache key); an end reached with an
+//!   obligation pending is not recorded. `stream::key` proves that this loses no end
+//!   configuration up to dominance.
+//! - *Same as*: identical indefinite operations are taken in order of invocation (swapping two
+//!   that are both invoked changes nothing).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use super::cache::{state_hash, Bitset, Cache};
+use super::cache::{splitmix64, state_hash, Bitset, Cache};
 use crate::model::{Model, SearchOp};
 
 const NONE: u32 = u32::MAX;
@@ -89,6 +109,8 @@ pub(crate) enum Abort {
     Time,
     Memory,
     Cancelled,
+    /// A segment search found more end configurations than it may carry (streaming).
+    Window,
 }
 
 /// What the search found.
@@ -101,9 +123,60 @@ pub(crate) enum Found<S> {
         state: S,
         /// The operation whose return blocked the longest prefix.
         blocker: u32,
+        /// The start configuration the prefix begins at (index into the starts; 0 when the
+        /// search had one).
+        start: usize,
     },
+    /// Enumerating (a streaming segment): every end configuration found, at least one.
+    Ends(Vec<End<S>>),
     Aborted(Abort),
 }
+
+/// A configuration a search starts from: a state, and indefinite operations already
+/// linearized before it (local indices).
+#[derive(Clone, Debug)]
+pub(crate) struct Start<S> {
+    pub state: S,
+    pub pre: Vec<u32>,
+    /// Mixed into the cache's hashes while searching from this start: starts that must not
+    /// share configurations (streaming: their end configurations differ in what the search
+    /// does not see) get different salts.
+    pub salt: u64,
+}
+
+/// A configuration reached with every definite operation linearized (enumerating searches).
+#[derive(Clone, Debug)]
+pub(crate) struct End<S> {
+    pub state: S,
+    /// Indefinite operations linearized (the start's included), sorted.
+    pub used: Vec<u32>,
+    /// The last operation that changed the state on the way; `None`: none did (the state is
+    /// the start's).
+    pub setter: Option<u32>,
+    /// Index of the start it was reached from.
+    pub start: usize,
+}
+
+/// What a search is asked to do beyond Wing & Gong's search from the model's initial state.
+pub(crate) struct Mode<S> {
+    /// Start configurations; the model's initial state when empty.
+    pub starts: Vec<Start<S>>,
+    /// Collect every end configuration instead of stopping at the first.
+    pub enumerate: bool,
+    /// Take an indefinite operation only when something not yet linearized uses the value it
+    /// sets (the streaming checker's lazy rule; see `stream::key`).
+    pub lazy: bool,
+    /// Value-obligation pruning.
+    pub prune: bool,
+    /// Interchangeable indefinite operations (streaming: pool operations with the same input,
+    /// all available from the start): per operation, the previous one of its kind, or
+    /// `u32::MAX`. An operation is taken only after the previous one of its kind, which loses
+    /// no end configuration up to swapping identical operations. Empty: none.
+    pub same_as: Vec<u32>,
+}
+
+/// End configurations an enumerating search may collect before giving up.
+pub(crate) const MAX_ENDS: usize = 1 << 16;
 
 /// Counters.
 #[derive(Clone, Copy, Debug, Default)]
@@ -120,9 +193,10 @@ pub(crate) struct Search<M: Model> {
     nodes: Vec<Node>,
     bits: Bitset,
     cache: Cache<M::State>,
-    calls: Vec<(u32, M::State, bool)>,
+    /// (call entry, state before, taken as a forced read-only step, lazy obligation before).
+    calls: Vec<(u32, M::State, bool, Owe)>,
     state: M::State,
-    best: Option<(Vec<u32>, M::State, u32)>,
+    best: Option<(Vec<u32>, M::State, u32, usize)>,
     charged: usize,
     entry: u32,
     /// Which pass over the candidates the walk is in (see the module comment).
@@ -130,8 +204,25 @@ pub(crate) struct Search<M: Model> {
     remaining: usize,
     /// Value-obligation pruning (see the module comment); empty when the model has none.
     obligations: Obligations,
+    /// Call entry of each operation.
+    call_of: Vec<u32>,
+    starts: Vec<Start<M::State>>,
+    /// The start being searched from.
+    start: usize,
+    enumerate: bool,
+    lazy: bool,
+    same_as: Vec<u32>,
+    /// The lazy rule's pending obligation: an indefinite operation just set `.0` (from `.1`),
+    /// and something must use it before the state changes again. `NO_OWE` for none.
+    owe: Owe,
+    /// The current start's salt.
+    salt: u64,
+    ends: Vec<End<M::State>>,
     pub stats: Stats,
 }
+
+type Owe = (u32, u32);
+const NO_OWE: Owe = (NO, NO);
 
 /// Counts for the value-obligation pruning: per value, the definite operations not yet
 /// linearized that need the state to hold it, and the operations not yet linearized that may
@@ -143,21 +234,35 @@ struct Obligations {
     definite: Vec<bool>,
     observers_left: Vec<u32>,
     writers_left: Vec<u32>,
+    /// Per operation: (value an indefinite cas changes the state from, value a refused cas
+    /// needs the state not to hold), `NO` for none; only for the lazy rule.
+    soft: Vec<(u32, u32)>,
+    /// Per value: indefinite operations not yet linearized that may use it.
+    soft_left: Vec<u32>,
+    /// Per value: refused operations not yet linearized that need the state not to hold it.
+    excluded_left: Vec<u32>,
 }
 
 const NO: u32 = u32::MAX;
 
 impl Obligations {
-    fn new<M: Model>(model: &M, ops: &[SearchOp<M::Input, M::Output>]) -> Self {
+    fn new<M: Model>(model: &M, ops: &[SearchOp<M::Input, M::Output>], lazy: bool) -> Self {
         let mut effects = Vec::with_capacity(ops.len());
+        let mut soft = Vec::new();
         for op in ops {
             match model.value_effects(&op.input, &op.output) {
-                Some(e) => effects.push((e.observes.unwrap_or(NO), e.writes.unwrap_or(NO))),
+                Some(e) => {
+                    effects.push((e.observes.unwrap_or(NO), e.writes.unwrap_or(NO)));
+                    if lazy {
+                        soft.push((e.may_observe.unwrap_or(NO), e.excludes.unwrap_or(NO)));
+                    }
+                }
                 None => return Self::default(),
             }
         }
         let n = effects
             .iter()
+            .chain(&soft)
             .flat_map(|&(o, w)| [o, w])
             .filter(|&v| v != NO)
             .max()
@@ -167,6 +272,9 @@ impl Obligations {
             definite: ops.iter().map(|o| o.is_definite()).collect(),
             observers_left: vec![0; n],
             writers_left: vec![0; n],
+            soft_left: if lazy { vec![0; n] } else { Vec::new() },
+            excluded_left: if lazy { vec![0; n] } else { Vec::new() },
+            soft,
         };
         for i in 0..ops.len() {
             ob.account(i, 1);
@@ -193,6 +301,30 @@ impl Obligations {
             let c = &mut self.writers_left[w as usize];
             *c = c.wrapping_add_signed(delta);
         }
+        if let Some(&(m, x)) = self.soft.get(i) {
+            if m != NO {
+                let c = &mut self.soft_left[m as usize];
+                *c = c.wrapping_add_signed(delta);
+            }
+            if x != NO {
+                let c = &mut self.excluded_left[x as usize];
+                *c = c.wrapping_add_signed(delta);
+            }
+        }
+    }
+
+    /// The lazy rule: whether moving the state from `from` to `to` (by an indefinite operation)
+    /// can be of use to an operation not yet linearized — one that observes `to` (definite, or an
+    /// indefinite cas from `to`), or a refused cas that needs the state not to hold `from`.
+    #[inline]
+    fn justifies(&self, from: Option<u32>, to: Option<u32>) -> bool {
+        let (Some(from), Some(to)) = (from, to) else {
+            return true;
+        };
+        let get = |v: &Vec<u32>, i: u32| v.get(i as usize).copied().unwrap_or(0);
+        get(&self.observers_left, to) > 0
+            || get(&self.soft_left, to) > 0
+            || get(&self.excluded_left, from) > 0
     }
 
     /// Whether moving the state away from `value` (by linearizing operation `i`) strands an
@@ -219,27 +351,169 @@ impl<M: Model> Search<M> {
     /// is usually the operation a person would blame (the stale read rather than the write that
     /// overwrote its value), so counterexamples are re-derived that way when it is cheap.
     pub fn with_pruning(model: &M, ops: &[SearchOp<M::Input, M::Output>], prune: bool) -> Self {
-        let nodes = build_list(ops);
+        Self::with_mode(
+            model,
+            ops,
+            Mode {
+                starts: Vec::new(),
+                enumerate: false,
+                lazy: false,
+                prune,
+                same_as: Vec::new(),
+            },
+        )
+    }
+
+    /// A search in the given mode (see [`Mode`]). With several starts, the cache is shared:
+    /// a configuration (linearized set, state) has the same futures whichever start reached it.
+    pub fn with_mode(
+        model: &M,
+        ops: &[SearchOp<M::Input, M::Output>],
+        mode: Mode<M::State>,
+    ) -> Self {
+        let (nodes, call_of) = build_list(ops);
         let definite = ops.iter().filter(|o| o.is_definite()).count();
         let entry = nodes[HEAD as usize].next;
-        Self {
+        let mut starts = mode.starts;
+        if starts.is_empty() {
+            starts.push(Start {
+                state: model.init(),
+                pre: Vec::new(),
+                salt: 0,
+            });
+        }
+        let lazy = mode.lazy && mode.prune;
+        let mut search = Self {
             nodes,
             bits: Bitset::new(definite, ops.len() - definite),
-            cache: Cache::new(),
+            // Small searches (streaming windows) are many: a small table to start.
+            cache: if mode.enumerate || starts.len() > 1 || ops.len() < 64 {
+                Cache::with_slots((ops.len() * 8).min(1024))
+            } else {
+                Cache::new()
+            },
             calls: Vec::with_capacity(ops.len()),
-            state: model.init(),
+            state: starts[0].state,
             best: None,
             charged: 0,
             entry,
             indefinite_pass: false,
-            obligations: if prune {
-                Obligations::new(model, ops)
+            obligations: if mode.prune {
+                Obligations::new(model, ops, lazy)
             } else {
                 Obligations::default()
             },
-            remaining: ops.iter().filter(|o| o.is_definite()).count(),
+            remaining: definite,
+            call_of,
+            starts,
+            start: 0,
+            enumerate: mode.enumerate,
+            lazy,
+            same_as: mode.same_as,
+            owe: NO_OWE,
+            salt: 0,
+            ends: Vec::new(),
             stats: Stats::default(),
+        };
+        search.lazy &= search.obligations.enabled();
+        search.apply_start(0);
+        if search.starts.len() > 1 {
+            let st = search.state;
+            let h = state_hash(&st) ^ search.salt;
+            search.cache.insert(&search.bits, st, h);
         }
+        search
+    }
+
+    /// Enters start `i`: its state, its pre-linearized operations lifted out of the list.
+    fn apply_start(&mut self, i: usize) {
+        self.start = i;
+        self.owe = NO_OWE;
+        self.salt = self.starts[i].salt;
+        self.state = self.starts[i].state;
+        for k in 0..self.starts[i].pre.len() {
+            let op = self.starts[i].pre[k];
+            let call = self.call_of[op as usize];
+            self.bits.set(self.nodes[call as usize].bit as usize);
+            self.obligations.account(op as usize, -1);
+            lift(&mut self.nodes, call);
+        }
+        self.entry = self.nodes[HEAD as usize].next;
+        self.indefinite_pass = false;
+    }
+
+    /// Leaves start `i` (the reverse of [`Self::apply_start`]).
+    fn undo_start(&mut self, i: usize) {
+        for k in (0..self.starts[i].pre.len()).rev() {
+            let op = self.starts[i].pre[k];
+            let call = self.call_of[op as usize];
+            unlift(&mut self.nodes, call);
+            self.obligations.account(op as usize, 1);
+            self.bits.clear(self.nodes[call as usize].bit as usize);
+        }
+    }
+
+    /// Every path from the current start is explored: go on from the next start not already
+    /// reached (`None`), or return the result.
+    fn exhausted(&mut self, blocker: u32) -> Option<Found<M::State>> {
+        self.undo_start(self.start);
+        while self.start + 1 < self.starts.len() {
+            self.apply_start(self.start + 1);
+            let st = self.state;
+            if self
+                .cache
+                .insert(&self.bits, st, state_hash(&st) ^ self.salt)
+            {
+                return None;
+            }
+            self.undo_start(self.start);
+        }
+        if self.enumerate && !self.ends.is_empty() {
+            return Some(Found::Ends(std::mem::take(&mut self.ends)));
+        }
+        let (prefix, state, blocker, start) =
+            self.best
+                .take()
+                .unwrap_or((Vec::new(), self.starts[0].state, blocker, 0));
+        Some(Found::Illegal {
+            prefix,
+            state,
+            blocker,
+            start,
+        })
+    }
+
+    /// Records the current configuration as an end (enumerating searches).
+    fn record_end(&mut self, ops: &[SearchOp<M::Input, M::Output>]) -> Option<Found<M::State>> {
+        if self.owe != NO_OWE {
+            // The last indefinite operation's value is used by nothing: the same end without
+            // it, which the search also reaches, generates this one.
+            return None;
+        }
+        let mut used = self.starts[self.start].pre.clone();
+        for &(e, _, _, _) in &self.calls {
+            let op = self.nodes[e as usize].op;
+            if !ops[op as usize].is_definite() {
+                used.push(op);
+            }
+        }
+        used.sort_unstable();
+        let mut setter = None;
+        let mut after = self.state;
+        for &(e, before, _, _) in self.calls.iter().rev() {
+            if after != before {
+                setter = Some(self.nodes[e as usize].op);
+                break;
+            }
+            after = before;
+        }
+        self.ends.push(End {
+            state: self.state,
+            used,
+            setter,
+            start: self.start,
+        });
+        (self.ends.len() > MAX_ENDS).then_some(Found::Aborted(Abort::Window))
     }
 
     /// Runs at most about `budget` steps; `None` if the search is not finished yet.
@@ -264,6 +538,14 @@ impl<M: Model> Search<M> {
         Some(found)
     }
 
+    /// Gives back the memory charged to the limits, for a search abandoned before it finished.
+    pub fn release(&mut self, limits: &Limits<'_>) {
+        limits
+            .memory_used
+            .fetch_sub(self.charged, Ordering::Relaxed);
+        self.charged = 0;
+    }
+
     fn steps(
         &mut self,
         model: &mut M,
@@ -277,7 +559,16 @@ impl<M: Model> Search<M> {
         let stop_at = self.stats.steps + budget.max(1);
         loop {
             if self.remaining == 0 {
-                return Some(Found::Linearizable);
+                if !self.enumerate {
+                    return Some(Found::Linearizable);
+                }
+                if let Some(found) = self.record_end(ops) {
+                    return Some(found);
+                }
+                if let Some(found) = self.backtrack(ops, 0) {
+                    return Some(found);
+                }
+                continue;
             }
             self.stats.steps += 1;
             if self.stats.steps.is_multiple_of(4096) {
@@ -298,7 +589,7 @@ impl<M: Model> Search<M> {
             } else if node.is_call {
                 let op = &ops[node.op as usize];
                 let mut dead = false;
-                let step = model
+                let mut step = model
                     .step(self.state, &op.input, &op.output)
                     .filter(|&next| {
                         next == self.state
@@ -306,11 +597,44 @@ impl<M: Model> Search<M> {
                                 .obligations
                                 .strands(node.op as usize, model.state_value(self.state))
                     });
+                if !node.definite && !self.same_as.is_empty() {
+                    let prev = self.same_as[node.op as usize];
+                    if prev != NONE {
+                        let bit = self.nodes[self.call_of[prev as usize] as usize].bit;
+                        if !self.bits.contains(bit as usize) {
+                            step = None;
+                        }
+                    }
+                }
+                let mut owe = self.owe;
+                if self.lazy {
+                    if let Some(next) = step {
+                        match self.lazy_step(
+                            node.op as usize,
+                            node.definite,
+                            model.state_value(self.state),
+                            model.state_value(next),
+                        ) {
+                            Some(o) => owe = o,
+                            None => step = None,
+                        }
+                    }
+                }
                 if let Some(next) = step {
                     let read_only = model.is_read_only(&op.input, &op.output);
                     self.bits.set(node.bit as usize);
-                    if self.cache.insert(&self.bits, next, state_hash(&next)) {
-                        self.calls.push((entry, self.state, read_only));
+                    let salt = self.salt
+                        ^ if owe == NO_OWE {
+                            0
+                        } else {
+                            splitmix64((u64::from(owe.0) << 32 | u64::from(owe.1)) ^ 0x6f77_6564)
+                        };
+                    if self
+                        .cache
+                        .insert(&self.bits, next, state_hash(&next) ^ salt)
+                    {
+                        self.calls.push((entry, self.state, read_only, self.owe));
+                        self.owe = owe;
                         self.obligations.account(node.op as usize, -1);
                         self.state = next;
                         if op.is_definite() {
@@ -348,15 +672,57 @@ impl<M: Model> Search<M> {
                     let prefix = self
                         .calls
                         .iter()
-                        .map(|&(e, _, _)| nodes[e as usize].op)
+                        .map(|&(e, _, _, _)| nodes[e as usize].op)
                         .collect();
-                    self.best = Some((prefix, self.state, node.op));
+                    self.best = Some((prefix, self.state, node.op, self.start));
                 }
                 if let Some(found) = self.backtrack(ops, node.op) {
                     return Some(found);
                 }
             }
         }
+    }
+
+    /// The lazy rule (see `stream::key`) for linearizing operation `i`, moving the state's value
+    /// from `cur` to `next`: `None` if it may not go now, else the obligation after it. An
+    /// indefinite operation goes in only to set a value something not yet linearized can use,
+    /// and then something must use it before the state changes again: a definite observer of
+    /// it, a refused cas needing the state not to hold the value before, or an indefinite cas
+    /// from it (which passes the obligation on).
+    fn lazy_step(
+        &self,
+        i: usize,
+        definite: bool,
+        cur: Option<u32>,
+        next: Option<u32>,
+    ) -> Option<Owe> {
+        let (Some(cur), Some(next)) = (cur, next) else {
+            return Some(self.owe);
+        };
+        let ob = &self.obligations;
+        let (observes, _) = ob.effects[i];
+        let (may_observe, excludes) = ob.soft[i];
+        let same = cur == next;
+        if self.owe != NO_OWE {
+            let (x, v) = self.owe;
+            if definite && (observes == x || (excludes != NO && excludes == v)) {
+                return Some(NO_OWE);
+            }
+            if same {
+                return definite.then_some(self.owe);
+            }
+            if !definite && may_observe == x {
+                return Some((next, x));
+            }
+            return None;
+        }
+        if definite {
+            return Some(NO_OWE);
+        }
+        if same || !ob.justifies(Some(cur), Some(next)) {
+            return None;
+        }
+        Some((next, cur))
     }
 
     /// Undoes the last linearized operation and resumes after it; an operation that was taken
@@ -367,17 +733,10 @@ impl<M: Model> Search<M> {
         blocker: u32,
     ) -> Option<Found<M::State>> {
         loop {
-            let Some((e, prev_state, forced)) = self.calls.pop() else {
-                let (prefix, state, blocker) =
-                    self.best
-                        .take()
-                        .unwrap_or((Vec::new(), self.state, blocker));
-                return Some(Found::Illegal {
-                    prefix,
-                    state,
-                    blocker,
-                });
+            let Some((e, prev_state, forced, owe)) = self.calls.pop() else {
+                return self.exhausted(blocker);
             };
+            self.owe = owe;
             let op = self.nodes[e as usize].op;
             self.bits.clear(self.nodes[e as usize].bit as usize);
             self.obligations.account(op as usize, 1);
@@ -422,7 +781,7 @@ fn over_limit<S: Copy + Eq>(
 
 /// Builds the entry list: node 0 is the head; then entries sorted by position (calls before
 /// returns at equal positions cannot happen except among returns, whose order is immaterial).
-fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> Vec<Node> {
+fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
     let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
     for (i, op) in ops.iter().enumerate() {
         events.push((op.call, true, i as u32));
@@ -474,7 +833,7 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> Vec<Node> {
         nodes[call_node[i] as usize].partner = ret_node[i];
         nodes[ret_node[i] as usize].partner = call_node[i];
     }
-    nodes
+    (nodes, call_node)
 }
 
 #[inline]

@@ -11,7 +11,7 @@ use crate::check::FxHasher;
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-use super::{Encode, Encoded, Model, ModelKind, SearchOp};
+use super::{Encode, Encoded, EncodedOp, Model, ModelKind, SearchOp, Segment};
 use crate::error::ModelError;
 use crate::history::{Func, Operation, Outcome, Value};
 
@@ -167,6 +167,50 @@ impl Model for Kv {
     }
 }
 
+impl Kv {
+    /// Encodes one operation; `None` when it constrains nothing (a failed or refused operation,
+    /// a get without a definite result).
+    fn encode_op(
+        &mut self,
+        kind: &ModelKind,
+        op: &Operation,
+    ) -> Result<Option<(KvInput, KvOutput)>, ModelError> {
+        let name = kind.name();
+        if matches!(op.outcome, Outcome::Fail | Outcome::Refused) {
+            return Ok(None);
+        }
+        let done = if op.outcome == Outcome::Ok {
+            KvOutput::Done
+        } else {
+            KvOutput::Unknown
+        };
+        Ok(Some(match op.f {
+            Func::Read => {
+                if op.outcome != Outcome::Ok {
+                    return Ok(None);
+                }
+                let got = as_string(name, &op.output, op.call_line)?;
+                (KvInput::Get, KvOutput::Got(self.intern(&got)))
+            }
+            Func::Write => {
+                let v = as_string(name, &op.arg, op.call_line)?;
+                (KvInput::Put(self.intern(&v)), done)
+            }
+            Func::Append => {
+                let v = as_string(name, &op.arg, op.call_line)?;
+                (KvInput::Append(self.intern(&v)), done)
+            }
+            f => {
+                return Err(ModelError::Unsupported {
+                    model: name,
+                    f: f.name(),
+                    line: op.call_line,
+                })
+            }
+        }))
+    }
+}
+
 impl Encode for Kv {
     fn encode(
         kind: &ModelKind,
@@ -182,37 +226,8 @@ impl Encode for Kv {
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let op = &ops[id as usize];
-            if matches!(op.outcome, Outcome::Fail | Outcome::Refused) {
+            let Some((input, output)) = m.encode_op(kind, op)? else {
                 continue;
-            }
-            let done = if op.outcome == Outcome::Ok {
-                KvOutput::Done
-            } else {
-                KvOutput::Unknown
-            };
-            let (input, output) = match op.f {
-                Func::Read => {
-                    if op.outcome != Outcome::Ok {
-                        continue;
-                    }
-                    let got = as_string(name, &op.output, op.call_line)?;
-                    (KvInput::Get, KvOutput::Got(m.intern(&got)))
-                }
-                Func::Write => {
-                    let v = as_string(name, &op.arg, op.call_line)?;
-                    (KvInput::Put(m.intern(&v)), done)
-                }
-                Func::Append => {
-                    let v = as_string(name, &op.arg, op.call_line)?;
-                    (KvInput::Append(m.intern(&v)), done)
-                }
-                f => {
-                    return Err(ModelError::Unsupported {
-                        model: name,
-                        f: f.name(),
-                        line: op.call_line,
-                    })
-                }
             };
             out.push(SearchOp {
                 input,
@@ -223,5 +238,26 @@ impl Encode for Kv {
             });
         }
         Ok((m, out))
+    }
+}
+
+impl Segment for Kv {
+    fn empty(_kind: &ModelKind) -> Self {
+        let mut m = Kv::default();
+        m.intern("");
+        m
+    }
+
+    fn intern_state(&mut self, kind: &ModelKind, v: &Value) -> Result<StrId, ModelError> {
+        let s = as_string(kind.name(), v, 0)?;
+        Ok(self.intern(&s))
+    }
+
+    fn encode_op(&mut self, kind: &ModelKind, op: &Operation) -> EncodedOp<Self> {
+        Kv::encode_op(self, kind, op)
+    }
+
+    fn state_to_value(&self, s: StrId) -> Value {
+        Value::str(self.strings.get(s as usize).map(|s| &**s).unwrap_or(""))
     }
 }

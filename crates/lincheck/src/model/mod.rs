@@ -62,13 +62,20 @@ pub trait Model {
     fn describe_state(&self, state: Self::State) -> String;
 }
 
-/// What an operation needs and sets, for the value-obligation pruning.
+/// What an operation needs and sets, for the value-obligation pruning (and, in the streaming
+/// checker, for the rule that takes an indefinite operation only when its effect is used).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Effects {
     /// The value the state must hold for the operation to apply.
     pub observes: Option<u32>,
     /// The value the operation may set.
     pub writes: Option<u32>,
+    /// An indefinite operation that changes the state only when it holds this value (an
+    /// indefinite cas's `from`): it may use that value without needing it.
+    pub may_observe: Option<u32>,
+    /// The value the state must *not* hold for the operation to apply (a cas refused by its
+    /// precondition).
+    pub excludes: Option<u32>,
 }
 
 /// An operation of one key, compact, as the search uses it.
@@ -141,4 +148,28 @@ pub(crate) trait Encode: Model + Sized {
         ops: &[Operation],
         ids: &[u32],
     ) -> Result<Encoded<Self>, ModelError>;
+}
+
+/// One operation encoded for a model: `None` when it constrains nothing.
+pub(crate) type EncodedOp<M> =
+    Result<Option<(<M as Model>::Input, <M as Model>::Output)>, ModelError>;
+
+/// A model built one segment at a time (the streaming checker): states are carried across
+/// segments as [`Value`]s, and each segment interns what it needs afresh, so nothing a
+/// retired segment used stays behind.
+pub(crate) trait Segment: Model<State = u32> + Sized {
+    /// A model with nothing interned.
+    fn empty(kind: &ModelKind) -> Self;
+    /// The state holding `v`.
+    fn intern_state(&mut self, kind: &ModelKind, v: &Value) -> Result<u32, ModelError>;
+    /// Encodes one operation; `None` when it constrains nothing (as [`Encode::encode`] leaves
+    /// it out).
+    fn encode_op(&mut self, kind: &ModelKind, op: &Operation) -> EncodedOp<Self>;
+    /// The value a state holds, to carry it across a cut.
+    fn state_to_value(&self, s: u32) -> Value;
+    /// Whether the lazy rule for indefinite operations holds (states are plain values whose
+    /// writers and observers [`Model::value_effects`] names; see `stream::key`).
+    fn lazy_rule() -> bool {
+        false
+    }
 }

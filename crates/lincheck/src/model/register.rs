@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::{Effects, Encode, Encoded, Model, ModelKind, SearchOp};
+use super::{Effects, Encode, Encoded, EncodedOp, Model, ModelKind, SearchOp, Segment};
 use crate::error::ModelError;
 use crate::history::{Func, Operation, Outcome, Value};
 
-/// Interned value: index into [`Register::values`]; 0 is `nil`.
+/// Interned value: index into the register's values ([`Register::value`]); 0 is `nil`.
 pub type ValueId = u32;
 
 /// The `nil` value id.
@@ -42,6 +42,8 @@ pub enum RegOutput {
 pub struct Register {
     values: Vec<Value>,
     init: ValueId,
+    /// Value → id, for models built one operation at a time (streaming segments).
+    index: HashMap<Value, ValueId>,
 }
 
 impl Register {
@@ -52,7 +54,34 @@ impl Register {
 
     /// A model over the given interned values (index 0 must be `nil`).
     pub fn new(values: Vec<Value>, init: ValueId) -> Self {
-        Self { values, init }
+        Self {
+            values,
+            init,
+            index: HashMap::new(),
+        }
+    }
+
+    /// Interns a value (segment models: a window holds few, so they are scanned until there
+    /// are enough to index).
+    fn intern(&mut self, v: &Value) -> ValueId {
+        const SCAN: usize = 16;
+        if self.values.len() <= SCAN {
+            if let Some(i) = self.values.iter().position(|x| x == v) {
+                return i as ValueId;
+            }
+        } else if let Some(&id) = self.index.get(v) {
+            return id;
+        }
+        let id = self.values.len() as ValueId;
+        self.values.push(v.clone());
+        if self.values.len() == SCAN + 1 {
+            for (i, x) in self.values.iter().enumerate() {
+                self.index.insert(x.clone(), i as ValueId);
+            }
+        } else if self.values.len() > SCAN + 1 {
+            self.index.insert(v.clone(), id);
+        }
+        id
     }
 }
 
@@ -89,20 +118,26 @@ impl Model for Register {
         Some(match (*input, *output) {
             (RegInput::Read, RegOutput::Read(v)) => Effects {
                 observes: Some(v),
-                writes: None,
+                ..Effects::default()
             },
-            (RegInput::Read, _) | (RegInput::Cas(_, _), RegOutput::Refused) => Effects::default(),
+            (RegInput::Read, _) => Effects::default(),
+            (RegInput::Cas(from, _), RegOutput::Refused) => Effects {
+                excludes: Some(from),
+                ..Effects::default()
+            },
             (RegInput::Write(v), _) => Effects {
-                observes: None,
                 writes: Some(v),
+                ..Effects::default()
             },
             (RegInput::Cas(from, to), RegOutput::Done) => Effects {
                 observes: Some(from),
                 writes: Some(to),
+                ..Effects::default()
             },
-            (RegInput::Cas(_, to), _) => Effects {
-                observes: None,
+            (RegInput::Cas(from, to), _) => Effects {
                 writes: Some(to),
+                may_observe: (from != to).then_some(from),
+                ..Effects::default()
             },
         })
     }
@@ -116,6 +151,42 @@ impl Model for Register {
     }
 }
 
+/// Encodes one operation; `None` when it constrains nothing and is left out (a failed
+/// operation never happened; a read without a definite result observed nothing, and Knossos's
+/// nil read neither: neither changes the state, so dropping them is exact).
+fn encode_op(
+    kind: &ModelKind,
+    op: &Operation,
+    intern: &mut impl FnMut(&Value) -> ValueId,
+) -> Result<Option<(RegInput, RegOutput)>, ModelError> {
+    if op.outcome == Outcome::Fail {
+        return Ok(None);
+    }
+    let output = match op.outcome {
+        Outcome::Ok => RegOutput::Done,
+        Outcome::Refused => RegOutput::Refused,
+        _ => RegOutput::Unknown,
+    };
+    Ok(Some(match op.f {
+        Func::Read => {
+            let nil_read_free = *kind == ModelKind::CasRegister;
+            if op.outcome != Outcome::Ok || (nil_read_free && op.output == Value::Nil) {
+                return Ok(None);
+            }
+            (RegInput::Read, RegOutput::Read(intern(&op.output)))
+        }
+        Func::Write => (RegInput::Write(intern(&op.arg)), output),
+        Func::Cas => (RegInput::Cas(intern(&op.arg), intern(&op.arg2)), output),
+        f => {
+            return Err(ModelError::Unsupported {
+                model: kind.name(),
+                f: f.name(),
+                line: op.call_line,
+            })
+        }
+    }))
+}
+
 impl Encode for Register {
     fn encode(
         kind: &ModelKind,
@@ -123,7 +194,6 @@ impl Encode for Register {
         ops: &[Operation],
         ids: &[u32],
     ) -> Result<Encoded<Self>, ModelError> {
-        let nil_read_free = *kind == ModelKind::CasRegister;
         let mut values = vec![Value::Nil];
         let mut index: HashMap<Value, ValueId> = HashMap::new();
         index.insert(Value::Nil, NIL);
@@ -140,32 +210,8 @@ impl Encode for Register {
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let op = &ops[id as usize];
-            if op.outcome == Outcome::Fail {
-                continue; // never happened
-            }
-            let output = match op.outcome {
-                Outcome::Ok => RegOutput::Done,
-                Outcome::Refused => RegOutput::Refused,
-                _ => RegOutput::Unknown,
-            };
-            let (input, output) = match op.f {
-                Func::Read => {
-                    // A read without a definite result observed nothing; Knossos's nil read
-                    // neither. Neither changes the state, so dropping them is exact.
-                    if op.outcome != Outcome::Ok || (nil_read_free && op.output == Value::Nil) {
-                        continue;
-                    }
-                    (RegInput::Read, RegOutput::Read(intern(&op.output)))
-                }
-                Func::Write => (RegInput::Write(intern(&op.arg)), output),
-                Func::Cas => (RegInput::Cas(intern(&op.arg), intern(&op.arg2)), output),
-                f => {
-                    return Err(ModelError::Unsupported {
-                        model: kind.name(),
-                        f: f.name(),
-                        line: op.call_line,
-                    })
-                }
+            let Some((input, output)) = encode_op(kind, op, &mut intern)? else {
+                continue;
             };
             out.push(SearchOp {
                 input,
@@ -175,6 +221,39 @@ impl Encode for Register {
                 id,
             });
         }
-        Ok((Register { values, init }, out))
+        Ok((
+            Register {
+                values,
+                init,
+                index: HashMap::new(),
+            },
+            out,
+        ))
+    }
+}
+
+impl Segment for Register {
+    fn empty(_kind: &ModelKind) -> Self {
+        Register {
+            values: vec![Value::Nil],
+            init: NIL,
+            index: HashMap::new(),
+        }
+    }
+
+    fn intern_state(&mut self, _kind: &ModelKind, v: &Value) -> Result<ValueId, ModelError> {
+        Ok(self.intern(v))
+    }
+
+    fn encode_op(&mut self, kind: &ModelKind, op: &Operation) -> EncodedOp<Self> {
+        encode_op(kind, op, &mut |v| self.intern(v))
+    }
+
+    fn state_to_value(&self, s: ValueId) -> Value {
+        self.value(s).clone()
+    }
+
+    fn lazy_rule() -> bool {
+        true
     }
 }

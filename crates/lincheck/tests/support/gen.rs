@@ -299,46 +299,71 @@ fn value(v: i64) -> serde_json::Value {
     }
 }
 
+/// One event of an operation: its invocation (`false`) or its completion.
+fn event(op: &SimOp, completion: bool) -> Option<Event> {
+    let f = match op.f {
+        F::Read => "read",
+        F::Write => "write",
+        F::Cas => "cas",
+    };
+    let input = match op.f {
+        F::Read => serde_json::Value::Null,
+        F::Write => value(op.arg),
+        F::Cas => serde_json::json!([value(op.arg), value(op.arg2)]),
+    };
+    let ev = |time, kind, value, error: Option<&str>| Event {
+        index: 0,
+        time,
+        process: Process::Client(op.process),
+        kind,
+        f: f.to_string(),
+        key: Some(format!("k{}", op.key)),
+        value,
+        error: error.map(str::to_string),
+    };
+    if !completion {
+        return Some(ev(op.call * 1000, EventType::Invoke, input, None));
+    }
+    let ret = op.ret?;
+    let (kind, v, err) = match op.outcome {
+        Out::Ok if op.f == F::Read => (EventType::Ok, value(op.output), None),
+        Out::Ok => (EventType::Ok, input, None),
+        Out::Fail => (EventType::Fail, input, Some("failed")),
+        Out::Info | Out::Pending => (EventType::Info, input, Some("timeout")),
+    };
+    Some(ev(ret * 1000, kind, v, err))
+}
+
+/// The events' order: (tick, completion, op index).
+fn order(ops: &[SimOp]) -> Vec<(u64, bool, u32)> {
+    let mut evs: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
+    for (i, op) in ops.iter().enumerate() {
+        evs.push((op.call, false, i as u32));
+        if let Some(ret) = op.ret {
+            evs.push((ret, true, i as u32));
+        }
+    }
+    evs.sort_unstable();
+    evs
+}
+
 /// The history as events in real-time order.
 pub fn events(ops: &[SimOp]) -> Vec<Event> {
-    let mut evs: Vec<(u64, u8, Event)> = Vec::with_capacity(ops.len() * 2);
-    for op in ops {
-        let f = match op.f {
-            F::Read => "read",
-            F::Write => "write",
-            F::Cas => "cas",
-        };
-        let input = match op.f {
-            F::Read => serde_json::Value::Null,
-            F::Write => value(op.arg),
-            F::Cas => serde_json::json!([value(op.arg), value(op.arg2)]),
-        };
-        let ev = |time, kind, value, error: Option<&str>| Event {
-            index: 0,
-            time,
-            process: Process::Client(op.process),
-            kind,
-            f: f.to_string(),
-            key: Some(format!("k{}", op.key)),
-            value,
-            error: error.map(str::to_string),
-        };
-        evs.push((
-            op.call,
-            0,
-            ev(op.call * 1000, EventType::Invoke, input.clone(), None),
-        ));
-        let Some(ret) = op.ret else { continue };
-        let (kind, v, err) = match op.outcome {
-            Out::Ok if op.f == F::Read => (EventType::Ok, value(op.output), None),
-            Out::Ok => (EventType::Ok, input, None),
-            Out::Fail => (EventType::Fail, input, Some("failed")),
-            Out::Info | Out::Pending => (EventType::Info, input, Some("timeout")),
-        };
-        evs.push((ret, 1, ev(ret * 1000, kind, v, err)));
+    order(ops)
+        .into_iter()
+        .filter_map(|(_, c, i)| event(&ops[i as usize], c))
+        .collect()
+}
+
+/// Writes the history as JSONL, one event at a time (for histories too big to hold as text).
+pub fn write_jsonl<W: std::io::Write>(ops: &[SimOp], out: W) -> std::io::Result<()> {
+    let mut w = JsonlWriter::new(out);
+    for (_, c, i) in order(ops) {
+        if let Some(e) = event(&ops[i as usize], c) {
+            w.write(&e)?;
+        }
     }
-    evs.sort_by_key(|(t, k, _)| (*t, *k));
-    evs.into_iter().map(|(_, _, e)| e).collect()
+    w.flush()
 }
 
 /// The history as JSONL text.
