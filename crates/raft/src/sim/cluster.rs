@@ -32,11 +32,33 @@ pub struct SimConfig {
     /// Each node's [`Config::max_entries_per_msg`]. Small values split the log into several
     /// AppendEntries, which exposes commit-rule bugs (paper Figure 8) that batching hides.
     pub max_entries_per_msg: usize,
-    /// Asynchronous storage writes ([`RawNode::advance_async`]): each node has a disk queue
-    /// that a simulated disk writer flushes after a random delay (group commit: everything
-    /// queued, then the persisted report, then the held messages); a crash loses the queue.
-    /// Application stays immediate.
+    /// Asynchronous storage writes ([`RawNode::advance_async`]), modelled on raftkv's write
+    /// path: each node has a disk queue that a simulated disk writer takes after a random
+    /// delay (group commit) and writes **part by part** (term and vote, snapshot, entries, a
+    /// compaction), each part a separate event, so a crash can land between the parts of one
+    /// batch; then the persisted report, then the held messages. A crash loses what is queued
+    /// and the parts not yet written. Committed entries go to an applier queue that lags by a
+    /// random delay, so compactions race leaders' snapshots.
     pub async_storage: bool,
+    /// The order in which the simulated disk writer writes a batch's parts (asynchronous
+    /// mode).
+    pub write_order: WriteOrder,
+    /// Asynchronous mode: the probability that the process dies just before each part a disk
+    /// writer writes (it restarts a little later), so that crashes land inside batches.
+    pub crash_mid_write: f64,
+}
+
+/// How a simulated disk writer orders the parts of one batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriteOrder {
+    /// Term and vote, then the snapshot, then the entries, with a commit index that does not
+    /// cover what the rest of the batch replaces: raftkv's rule (`storage/batch.rs`).
+    #[default]
+    TermFirst,
+    /// PLANTED: snapshot, entries, then term and vote, the order raftkv used before. A crash
+    /// between leaves an entry whose term is above the durable term, and the node never
+    /// restarts.
+    EntriesFirst,
 }
 
 impl SimConfig {
@@ -52,6 +74,8 @@ impl SimConfig {
             raft: |_| {},
             max_entries_per_msg: 64,
             async_storage: false,
+            write_order: WriteOrder::TermFirst,
+            crash_mid_write: 0.0,
         }
     }
 }
@@ -62,8 +86,24 @@ enum Event {
     Deliver(usize, Message),
     Ready(usize),
     Restart(usize),
-    /// The disk writer of node `i` (in incarnation `.1`) flushes its queue.
+    /// The disk writer of node `i` (in incarnation `.1`) takes its queue.
     Flush(usize, u64),
+    /// The disk writer of node `i` (in incarnation `.1`) writes the next part of its batch.
+    DiskStep(usize, u64),
+    /// The applier of node `i` (in incarnation `.1`) applies what is queued.
+    Apply(usize, u64),
+}
+
+/// One part of a batch the simulated disk writer is writing.
+#[derive(Debug)]
+enum DiskPart {
+    HardState(HardState),
+    Snapshot(Snapshot),
+    /// Entries, and the node's term when they were handed out (for the checker).
+    Entries(Vec<Entry>, Term),
+    Compact(Snapshot),
+    /// Everything before is durable: report it and release the tasks' messages.
+    Release(Vec<PersistTask>),
 }
 
 /// A write queued for a simulated disk writer (asynchronous mode).
@@ -183,9 +223,15 @@ struct Slot {
     reads: Vec<PendingRead>,
     ready_scheduled: bool,
     incarnation: u64,
-    /// Asynchronous mode: writes not yet flushed (lost on a crash), and whether a flush is due.
+    /// Asynchronous mode: writes not yet taken by the disk writer (lost on a crash), and
+    /// whether a flush is scheduled or in progress.
     disk_queue: VecDeque<DiskOp>,
     flush_scheduled: bool,
+    /// Asynchronous mode: the parts of the batch being written (lost on a crash).
+    writing: VecDeque<DiskPart>,
+    /// Asynchronous mode: work for the lagging applier, and whether it is due.
+    apply_queue: VecDeque<ApplyTask>,
+    apply_scheduled: bool,
     /// The highest commit index of this node checked to be durable on a majority.
     checked_commit: Index,
 }
@@ -212,6 +258,8 @@ pub struct Cluster {
     pub sent_by_kind: BTreeMap<&'static str, u64>,
     /// Acknowledged writes: (command, index).
     pub acked: Vec<(u64, Index)>,
+    /// Crashes that landed between two parts of a batch being written.
+    pub torn_writes: u64,
     next_ctx: u64,
 }
 
@@ -232,6 +280,7 @@ impl Cluster {
             trace: false,
             sent_by_kind: BTreeMap::new(),
             acked: Vec::new(),
+            torn_writes: 0,
             next_ctx: 1,
             cfg,
         };
@@ -247,10 +296,13 @@ impl Cluster {
                 incarnation: 0,
                 disk_queue: VecDeque::new(),
                 flush_scheduled: false,
+                writing: VecDeque::new(),
+                apply_queue: VecDeque::new(),
+                apply_scheduled: false,
                 checked_commit: Index(0),
             };
             c.slots.push(slot);
-            c.start(i);
+            c.start(i).expect("a fresh node starts");
             // Nodes tick with independent phases, as real clocks would.
             let phase = c.rng.random_range(0..c.cfg.tick_ms);
             c.schedule(phase, Event::Tick(i));
@@ -297,7 +349,9 @@ impl Cluster {
         }));
     }
 
-    fn start(&mut self, i: usize) {
+    /// Starts node `i` from its disk; a disk the core refuses is a violation (the node could
+    /// never start again).
+    fn start(&mut self, i: usize) -> Result<(), Violation> {
         if self.trace {
             eprintln!(
                 "{:>6} start {} from {:?}",
@@ -322,8 +376,17 @@ impl Cluster {
             .snapshot
             .as_ref()
             .map_or_else(StateMachine::default, |s| StateMachine::decode(&s.data));
-        slot.node = Some(RawNode::new(config, restored).expect("durable state is consistent"));
+        match RawNode::new(config, restored) {
+            Ok(node) => slot.node = Some(node),
+            Err(e) => {
+                return Err(Violation {
+                    time_ms: self.now,
+                    what: format!("{} cannot restart from its disk: {e}", slot.id),
+                })
+            }
+        }
         self.checker.on_restart(slot.id);
+        Ok(())
     }
 
     /// Crashes node `i`: everything not persisted is lost, as are its clients' pending
@@ -339,6 +402,9 @@ impl Cluster {
         slot.ready_scheduled = false;
         slot.disk_queue.clear();
         slot.flush_scheduled = false;
+        slot.writing.clear();
+        slot.apply_queue.clear();
+        slot.apply_scheduled = false;
     }
 
     /// Crashes node `i` and restarts it `after_ms` later (a process reboot), so that messages
@@ -351,7 +417,7 @@ impl Cluster {
     /// Restarts a crashed node `i` from its disk.
     pub fn restart(&mut self, i: usize) -> Result<(), Violation> {
         if self.slots[i].node.is_none() {
-            self.start(i);
+            self.start(i)?;
             self.after(i)?;
         }
         Ok(())
@@ -467,8 +533,27 @@ impl Cluster {
                 if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
                     return Ok(());
                 }
-                self.slots[i].flush_scheduled = false;
                 self.flush(i)?;
+                self.after(i)
+            }
+            Event::DiskStep(i, incarnation) => {
+                if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.disk_step(i)?;
+                if self.slots[i].node.is_some() {
+                    self.after(i)?;
+                }
+                Ok(())
+            }
+            Event::Apply(i, incarnation) => {
+                if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.slots[i].apply_scheduled = false;
+                while let Some(task) = self.slots[i].apply_queue.pop_front() {
+                    self.apply(i, task)?;
+                }
                 self.after(i)
             }
         }
@@ -544,7 +629,16 @@ impl Cluster {
             if !work.persist.is_empty() {
                 self.enqueue(i, DiskOp::Persist(work.persist, term));
             }
-            self.apply(i, work.apply)?;
+            if !work.apply.is_empty() {
+                let slot = &mut self.slots[i];
+                slot.apply_queue.push_back(work.apply);
+                if !slot.apply_scheduled {
+                    slot.apply_scheduled = true;
+                    let incarnation = slot.incarnation;
+                    let delay = self.rng.random_range(0..=4);
+                    self.schedule(delay, Event::Apply(i, incarnation));
+                }
+            }
         }
         Ok(())
     }
@@ -560,49 +654,129 @@ impl Cluster {
         }
     }
 
-    /// The simulated disk writer: everything queued, then the report, then the messages.
+    /// The simulated disk writer takes everything queued and splits it into parts, written one
+    /// per event ([`Cluster::disk_step`]).
     fn flush(&mut self, i: usize) -> Result<(), Violation> {
         let ops: Vec<DiskOp> = self.slots[i].disk_queue.drain(..).collect();
+        let order = self.cfg.write_order;
+        let mut parts = VecDeque::new();
         let mut tasks = Vec::new();
+        // The commit index of the durable hard state, as it will be when each part is written.
+        let mut durable_commit = self.slots[i].disk.hard_state.commit;
         for op in ops {
             match op {
-                DiskOp::Persist(t, term) => tasks.push((t, term)),
+                DiskOp::Persist(t, term) => {
+                    let hs = t.hard_state().cloned();
+                    let snap = t.snapshot().cloned();
+                    let entries = t.entries().to_vec();
+                    let first = entries.first().map(|e| e.index);
+                    match order {
+                        WriteOrder::TermFirst => {
+                            if let Some(mut hs) = hs {
+                                // Do not let the commit cover what the rest replaces.
+                                hs.commit = match (&snap, first) {
+                                    (Some(_), _) => hs.commit.min(durable_commit),
+                                    (None, Some(f)) => hs.commit.min(f.prev()),
+                                    (None, None) => hs.commit,
+                                };
+                                durable_commit = hs.commit;
+                                parts.push_back(DiskPart::HardState(hs));
+                            }
+                            parts.extend(snap.map(DiskPart::Snapshot));
+                            if !entries.is_empty() {
+                                parts.push_back(DiskPart::Entries(entries, term));
+                            }
+                        }
+                        WriteOrder::EntriesFirst => {
+                            parts.extend(snap.map(DiskPart::Snapshot));
+                            if !entries.is_empty() {
+                                parts.push_back(DiskPart::Entries(entries, term));
+                            }
+                            if let Some(hs) = hs {
+                                durable_commit = hs.commit;
+                                parts.push_back(DiskPart::HardState(hs));
+                            }
+                        }
+                    }
+                    tasks.push(t);
+                }
                 DiskOp::Compact(snapshot) => {
-                    self.flush_tasks(i, std::mem::take(&mut tasks))?;
-                    let id = self.slots[i].id;
-                    let index = snapshot.meta.index;
-                    self.slots[i].disk.compact(snapshot);
-                    self.checker.on_snapshot(id, index, false)?;
+                    // raftkv's writer syncs and reports what came before a compaction first.
+                    if !tasks.is_empty() {
+                        parts.push_back(DiskPart::Release(std::mem::take(&mut tasks)));
+                    }
+                    parts.push_back(DiskPart::Compact(snapshot));
                 }
             }
         }
-        self.flush_tasks(i, tasks)
+        if !tasks.is_empty() {
+            parts.push_back(DiskPart::Release(tasks));
+        }
+        self.slots[i].writing = parts;
+        self.disk_step(i)
     }
 
-    fn flush_tasks(&mut self, i: usize, tasks: Vec<(PersistTask, Term)>) -> Result<(), Violation> {
-        if tasks.is_empty() {
+    /// Writes the next part of node `i`'s batch (or, by chance, kills the node first), and
+    /// schedules the part after it.
+    fn disk_step(&mut self, i: usize) -> Result<(), Violation> {
+        if self.slots[i].writing.is_empty() {
+            return self.after_batch(i);
+        }
+        if self.cfg.crash_mid_write > 0.0 && self.rng.random_bool(self.cfg.crash_mid_write) {
+            self.torn_writes += 1;
+            let after = self.rng.random_range(10..=300);
+            self.reboot(i, after);
             return Ok(());
         }
-        let terms: Vec<Term> = tasks.iter().map(|(_, t)| *t).collect();
-        let tasks: Vec<PersistTask> = tasks.into_iter().map(|(t, _)| t).collect();
-        let mut report = None;
-        let mut out = Vec::new();
-        PersistTask::persist_then_send(
-            tasks,
-            |tasks| {
-                for (t, term) in tasks.iter().zip(terms) {
-                    self.persist_parts(i, t.snapshot(), t.entries(), t.hard_state(), term)?;
+        let part = self.slots[i].writing.pop_front().expect("not empty");
+        let id = self.slots[i].id;
+        match part {
+            DiskPart::HardState(hs) => self.slots[i].disk.hard_state = hs,
+            DiskPart::Snapshot(s) => self.persist_parts(i, Some(&s), &[], None, Term(0))?,
+            DiskPart::Entries(entries, term) => {
+                self.persist_parts(i, None, &entries, None, term)?
+            }
+            DiskPart::Compact(snapshot) => {
+                let index = snapshot.meta.index;
+                self.slots[i].disk.compact(snapshot);
+                self.checker.on_snapshot(id, index, false)?;
+            }
+            DiskPart::Release(tasks) => {
+                let mut report = None;
+                let mut out = Vec::new();
+                PersistTask::persist_then_send(
+                    tasks,
+                    // Written part by part above.
+                    |_| Ok::<(), Violation>(()),
+                    |p| report = Some(p),
+                    |m| out.push(m),
+                )?;
+                if let Some(p) = report {
+                    self.slots[i].node.as_mut().expect("up").on_persisted(p);
                 }
-                Ok(())
-            },
-            |p| report = Some(p),
-            |m| out.push(m),
-        )?;
-        if let Some(p) = report {
-            self.slots[i].node.as_mut().expect("up").on_persisted(p);
+                for m in out {
+                    self.send(i, m);
+                }
+            }
         }
-        for m in out {
-            self.send(i, m);
+        if self.slots[i].writing.is_empty() {
+            return self.after_batch(i);
+        }
+        let incarnation = self.slots[i].incarnation;
+        let delay = self.rng.random_range(0..=2);
+        self.schedule(delay, Event::DiskStep(i, incarnation));
+        Ok(())
+    }
+
+    /// The batch is written: take the next one if writes queued up meanwhile.
+    fn after_batch(&mut self, i: usize) -> Result<(), Violation> {
+        let slot = &mut self.slots[i];
+        slot.flush_scheduled = false;
+        if !slot.disk_queue.is_empty() {
+            slot.flush_scheduled = true;
+            let incarnation = slot.incarnation;
+            let delay = self.rng.random_range(0..=6);
+            self.schedule(delay, Event::Flush(i, incarnation));
         }
         Ok(())
     }

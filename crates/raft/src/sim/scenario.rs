@@ -2,7 +2,7 @@
 //! isolating the leader), loss, duplication, long delays, crashes and restarts, with clients
 //! writing and reading throughout; then everything heals and liveness is checked.
 
-use super::{Cluster, SimConfig, Violation};
+use super::{Cluster, SimConfig, Violation, WriteOrder};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
@@ -15,8 +15,12 @@ pub struct MixedOptions {
     pub fault_ms: u64,
     /// Compact logs after this many applied entries (exercises InstallSnapshot).
     pub snapshot_after: Option<u64>,
-    /// Asynchronous storage writes (see [`SimConfig::async_storage`]).
+    /// Asynchronous storage writes (see [`SimConfig::async_storage`]), with crashes inside
+    /// batches being written.
     pub async_storage: bool,
+    /// The simulated disk writer's order (asynchronous mode; [`WriteOrder::EntriesFirst`] is
+    /// the planted durability bug).
+    pub write_order: WriteOrder,
 }
 
 impl Default for MixedOptions {
@@ -26,6 +30,7 @@ impl Default for MixedOptions {
             fault_ms: 10_000,
             snapshot_after: Some(40),
             async_storage: false,
+            write_order: WriteOrder::TermFirst,
         }
     }
 }
@@ -43,6 +48,8 @@ pub struct MixedReport {
     pub reads: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Crashes that landed between two parts of a batch being written (asynchronous mode).
+    pub torn_writes: u64,
     /// Virtual time at the end (faults plus recovery).
     pub end_ms: u64,
 }
@@ -53,6 +60,10 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
     cfg.snapshot_after = opts.snapshot_after;
     cfg.slow_disk = 0.2;
     cfg.async_storage = opts.async_storage;
+    cfg.write_order = opts.write_order;
+    if opts.async_storage {
+        cfg.crash_mid_write = 0.008;
+    }
     // Vary batching per seed: one entry per message exercises the commit rule hardest.
     cfg.max_entries_per_msg = [1, 2, 3, 64][(seed % 4) as usize];
     // A quarter of the seeds run classic Raft (no pre-vote, no check-quorum), where
@@ -93,6 +104,7 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
         acked_writes: c.acked.len(),
         reads: c.checker().reads,
         crashes,
+        torn_writes: c.torn_writes,
         end_ms: c.now(),
     })
 }
