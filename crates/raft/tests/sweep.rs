@@ -7,7 +7,9 @@
 //! - `storm`: 500 election storms (`raft::sim::run_election_storm`), where nodes reboot every
 //!   few milliseconds while elections run; `RAFT_SEED` replays one of those too.
 
-use raft::sim::{run_election_storm, run_mixed, MixedOptions, MixedReport, Violation, WriteOrder};
+use raft::sim::{
+    run_election_storm, run_mixed, MixedOptions, MixedReport, ReadCheck, Violation, WriteOrder,
+};
 use std::time::Instant;
 
 const DEFAULT_SEEDS: u64 = 2_000;
@@ -246,4 +248,78 @@ fn planted_entries_before_term_is_caught_by_the_async_sweep() {
         }
     }
     panic!("{DEFAULT_SEEDS} seeds never caught entries written before their term");
+}
+
+/// Seeds of the planted stale-read test (`RAFT_SOAK_SEEDS` overrides it).
+const STALE_READ_SEEDS: u64 = 300;
+
+/// PLANTED(planted_read_before_noop): a new leader serves reads before its no-op commits, at a
+/// commit index that can lag its predecessor's. Each seed runs under three read checks: the
+/// old one (acknowledged writes), plus read-after-read, plus committed entries. The old check
+/// catches the bug only when the missed entry was already acknowledged; some seeds must be
+/// caught by the new floors alone. (Read-after-read on its own adds little here: a fresher
+/// read before the stale one saw writes that its leader had acknowledged on applying them.)
+#[test]
+fn planted_read_before_noop_is_missed_by_the_old_check_and_caught_by_the_new() {
+    let seeds = std::env::var("RAFT_SOAK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(STALE_READ_SEEDS);
+    let with = |read_check| MixedOptions {
+        async_storage: true,
+        planted_read_before_noop: true,
+        read_check,
+        ..MixedOptions::default()
+    };
+    let checks = [
+        ReadCheck::AckedWrites,
+        ReadCheck::AckedWritesAndReads,
+        ReadCheck::All,
+    ];
+    let start = Instant::now();
+    let mut caught = [0; 3];
+    let mut only_new = Vec::new();
+    let mut read_after_read = Vec::new();
+    for seed in 0..seeds {
+        let v = checks.map(|c| violation(seed, &with(c)));
+        for (k, v) in v.iter().enumerate() {
+            if let Some(v) = v {
+                assert!(v.what.contains("stale read"), "seed {seed}: {v}");
+                caught[k] += 1;
+            }
+        }
+        if let (None, Some(v)) = (&v[0], &v[2]) {
+            only_new.push((seed, v.clone()));
+        }
+        if let (None, Some(v)) = (&v[0], &v[1]) {
+            read_after_read.push((seed, v.clone()));
+        }
+    }
+    eprintln!(
+        "{seeds} seeds in {:.1?}: caught by acked writes {}, + read-after-read {}, + committed {}; \
+         missed by the old check: {} (read-after-read alone catches {})",
+        start.elapsed(),
+        caught[0],
+        caught[1],
+        caught[2],
+        only_new.len(),
+        read_after_read.len()
+    );
+    for (seed, v) in only_new
+        .iter()
+        .take(3)
+        .chain(read_after_read.iter().take(3))
+    {
+        eprintln!("  seed {seed}: {v}");
+    }
+    assert!(
+        !only_new.is_empty(),
+        "no seed where the old check misses the planted stale read and the new floors catch it"
+    );
+}
+
+fn violation(seed: u64, opts: &MixedOptions) -> Option<Violation> {
+    std::panic::catch_unwind(|| run_mixed(seed, opts))
+        .unwrap_or_else(|p| Err(panic_violation(p)))
+        .err()
 }

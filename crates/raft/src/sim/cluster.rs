@@ -1,7 +1,7 @@
 //! A simulated cluster: nodes, their disks and state machines, the event queue, and the
 //! controls that tests use.
 
-use super::checker::{payload_hash, Checker, Violation};
+use super::checker::{payload_hash, Checker, ReadCheck, ReadFloor, Violation};
 use super::{mix, Network};
 use crate::types::{Entry, EntryPayload, HardState, Index, NodeId, Snapshot, Term};
 use crate::{ApplyTask, Config, Message, MessageBody, PersistTask, RawNode, Ready, Restored};
@@ -46,6 +46,8 @@ pub struct SimConfig {
     /// Asynchronous mode: the probability that the process dies just before each part a disk
     /// writer writes (it restarts a little later), so that crashes land inside batches.
     pub crash_mid_write: f64,
+    /// Which floors reads are checked against; weaker ones only to show what they miss.
+    pub read_check: ReadCheck,
 }
 
 /// How a simulated disk writer orders the parts of one batch.
@@ -76,6 +78,7 @@ impl SimConfig {
             async_storage: false,
             write_order: WriteOrder::TermFirst,
             crash_mid_write: 0.0,
+            read_check: ReadCheck::All,
         }
     }
 }
@@ -206,8 +209,8 @@ impl StateMachine {
 #[derive(Clone, Debug)]
 struct PendingRead {
     ctx: u64,
-    /// Writes acknowledged when the read began.
-    floor: Index,
+    /// What the read must see, fixed when it began.
+    floor: ReadFloor,
     /// Set once the ReadState arrived: serve when applied reaches it.
     index: Option<Index>,
 }
@@ -267,6 +270,8 @@ impl Cluster {
     /// Starts `cfg.nodes` fresh nodes on a reliable network.
     pub fn new(cfg: SimConfig) -> Cluster {
         let rng = SmallRng::seed_from_u64(cfg.seed);
+        let mut checker = Checker::new();
+        checker.read_check = cfg.read_check;
         let mut c = Cluster {
             slots: Vec::new(),
             net: Network::reliable(),
@@ -274,7 +279,7 @@ impl Cluster {
             seq: 0,
             now: 0,
             rng,
-            checker: Checker::new(),
+            checker,
             messages_sent: 0,
             disconnected: vec![false; cfg.nodes],
             trace: false,
@@ -469,7 +474,7 @@ impl Cluster {
     pub fn read(&mut self, i: usize) -> Result<bool, Violation> {
         let ctx = self.next_ctx;
         self.next_ctx += 1;
-        let floor = self.checker.acked();
+        let floor = self.checker.read_floor();
         let Some(node) = self.slots[i].node.as_mut() else {
             return Ok(false);
         };
@@ -624,7 +629,7 @@ impl Cluster {
             let rd = node.ready();
             let work = node.advance_async(rd);
             for m in work.send_now {
-                self.send(i, m);
+                self.send(i, m)?;
             }
             if !work.persist.is_empty() {
                 self.enqueue(i, DiskOp::Persist(work.persist, term));
@@ -755,7 +760,7 @@ impl Cluster {
                     self.slots[i].node.as_mut().expect("up").on_persisted(p);
                 }
                 for m in out {
-                    self.send(i, m);
+                    self.send(i, m)?;
                 }
             }
         }
@@ -841,7 +846,7 @@ impl Cluster {
         let id = self.slots[i].id;
         self.persist(i, &rd)?;
         for m in std::mem::take(&mut rd.messages) {
-            self.send(i, m);
+            self.send(i, m)?;
         }
         if let Some(s) = &rd.snapshot {
             let sm = StateMachine::decode(&s.data);
@@ -913,7 +918,8 @@ impl Cluster {
         Ok(())
     }
 
-    fn send(&mut self, from: usize, m: Message) {
+    fn send(&mut self, from: usize, m: Message) -> Result<(), Violation> {
+        self.check_durable_before_send(from, &m)?;
         self.messages_sent += 1;
         *self.sent_by_kind.entry(m.body.kind()).or_default() += 1;
         if let MessageBody::AppendEntriesResponse {
@@ -926,12 +932,47 @@ impl Cluster {
         }
         let to = (m.to.0 - 1) as usize;
         if self.disconnected[from] || self.disconnected[to] {
-            return;
+            return Ok(());
         }
         let delays = self.net.fate(&mut self.rng, from, to);
         for d in delays {
             self.schedule(d, Event::Deliver(to, m.clone()));
         }
+        Ok(())
+    }
+
+    /// Figure 2's "update stable storage before responding", checked where it matters, at
+    /// send time: the sender's durable term is at least the message's (a pre-vote asks about a
+    /// term nobody holds yet), and a granted vote is the durable vote of its term.
+    fn check_durable_before_send(&self, from: usize, m: &Message) -> Result<(), Violation> {
+        let durable = &self.slots[from].disk.hard_state;
+        let pre_vote = matches!(
+            m.body,
+            MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { .. }
+        );
+        let what = if !pre_vote && durable.term < m.term {
+            format!(
+                "{} sent {} of {} with durable term {}",
+                m.from,
+                m.body.kind(),
+                m.term,
+                durable.term
+            )
+        } else if matches!(m.body, MessageBody::VoteResponse { granted: true })
+            && durable.term == m.term
+            && durable.vote != Some(m.to)
+        {
+            format!(
+                "{} granted its vote in {} to {} with durable vote {:?}",
+                m.from, m.term, m.to, durable.vote
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Violation {
+            time_ms: self.now,
+            what,
+        })
     }
 
     fn ack_proposals(&mut self, i: usize, e: &Entry) {

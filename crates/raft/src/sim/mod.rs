@@ -7,8 +7,9 @@
 //! election safety, log matching, leader completeness, state machine safety, that commit
 //! indexes never decrease, that no node overwrites log entries it acknowledged to its current
 //! term's leader, that snapshots hold committed state, that every index a node knows
-//! committed is durable on a majority, and that reads see every write acknowledged before they
-//! began.
+//! committed is durable on a majority, that every message leaves with its term (and a granted
+//! vote) durable, and that reads see every write acknowledged, every entry committed and the
+//! state every completed read returned before they began.
 //!
 //! With [`SimConfig::async_storage`] the nodes run in asynchronous-storage mode
 //! ([`crate::RawNode::advance_async`]), modelled on raftkv's write path: each has a disk queue
@@ -27,7 +28,7 @@ mod cluster;
 mod network;
 mod scenario;
 
-pub use checker::{Checker, Violation};
+pub use checker::{Checker, ReadCheck, Violation};
 pub use cluster::{Cluster, SimConfig, WriteOrder};
 pub use network::Network;
 pub use scenario::{run_election_storm, run_mixed, MixedOptions, MixedReport};

@@ -2,7 +2,7 @@
 //! isolating the leader), loss, duplication, long delays, crashes and restarts, with clients
 //! writing and reading throughout; then everything heals and liveness is checked.
 
-use super::{Cluster, SimConfig, Violation, WriteOrder};
+use super::{Cluster, ReadCheck, SimConfig, Violation, WriteOrder};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
@@ -21,6 +21,10 @@ pub struct MixedOptions {
     /// The simulated disk writer's order (asynchronous mode; [`WriteOrder::EntriesFirst`] is
     /// the planted durability bug).
     pub write_order: WriteOrder,
+    /// PLANTED stale read (see [`crate::Config::planted_read_before_noop`]).
+    pub planted_read_before_noop: bool,
+    /// Which floors reads are checked against (see [`SimConfig::read_check`]).
+    pub read_check: ReadCheck,
 }
 
 impl Default for MixedOptions {
@@ -31,6 +35,8 @@ impl Default for MixedOptions {
             snapshot_after: Some(40),
             async_storage: false,
             write_order: WriteOrder::TermFirst,
+            planted_read_before_noop: false,
+            read_check: ReadCheck::All,
         }
     }
 }
@@ -61,6 +67,7 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
     cfg.slow_disk = 0.2;
     cfg.async_storage = opts.async_storage;
     cfg.write_order = opts.write_order;
+    cfg.read_check = opts.read_check;
     if opts.async_storage {
         cfg.crash_mid_write = 0.008;
     }
@@ -68,12 +75,20 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
     cfg.max_entries_per_msg = [1, 2, 3, 64][(seed % 4) as usize];
     // A quarter of the seeds run classic Raft (no pre-vote, no check-quorum), where
     // split votes and disruptive candidates are common.
-    if (seed / 4) % 4 == 3 {
-        cfg.raft = |c| {
+    let classic = (seed / 4) % 4 == 3;
+    cfg.raft = match (classic, opts.planted_read_before_noop) {
+        (false, false) => |_| {},
+        (true, false) => |c| {
             c.pre_vote = false;
             c.check_quorum = false;
-        };
-    }
+        },
+        (false, true) => |c| c.planted_read_before_noop = true,
+        (true, true) => |c| {
+            c.pre_vote = false;
+            c.check_quorum = false;
+            c.planted_read_before_noop = true;
+        },
+    };
     let mut c = Cluster::new(cfg);
     let n = c.len();
     let mut cmd = seed << 20;
