@@ -95,10 +95,15 @@ impl Ready {
 ///
 /// The caller's duties, all of which the types enforce or make explicit:
 ///
-/// 1. `send_now` may be sent at once. It holds only a leader's AppendEntries and
-///    InstallSnapshot: they reveal nothing that is not durable (the leader's term and vote were
-///    made durable before it could win the election, and it counts its own entries towards a
-///    commit only once [`crate::RawNode::on_persisted`] says they are durable: thesis §10.2.1).
+/// 1. `send_now` may be sent at once. It holds a leader's AppendEntries and InstallSnapshot,
+///    and a follower's successful AppendEntries answers while its term and vote are durable:
+///    they reveal nothing that is not durable (the leader's term and vote were made durable
+///    before it could win the election, and it counts its own entries towards a commit only
+///    once [`crate::RawNode::on_persisted`] says they are durable: thesis §10.2.1; a follower's
+///    early answer claims a match only through its durable entries, and the full answer waits
+///    in `persist`). So a slow disk on followers delays neither heartbeats' answers, which
+///    keep the leader's check-quorum satisfied, nor ReadIndex rounds (as etcd answers
+///    heartbeats without waiting for its WAL).
 /// 2. `persist` goes to **one** disk writer, **in the order the tasks were produced** (a FIFO
 ///    queue). The writer hands a batch of tasks to [`PersistTask::persist_then_send`], which
 ///    makes them durable (one fsync is fine), then reports a [`Persisted`] for the caller to
@@ -130,21 +135,26 @@ pub struct PersistTask {
     pub(crate) hard_state: Option<HardState>,
     pub(crate) messages: Vec<Message>,
     /// Index and term of the last entry (or of the snapshot) written by this task.
-    pub(crate) mark: Option<Persisted>,
+    pub(crate) mark: Option<(crate::types::Index, crate::types::Term)>,
+    /// The task's number, in the order tasks were handed out.
+    pub(crate) seq: u64,
 }
 
 /// A report from the disk writer: everything handed out for persistence up to this point is
 /// durable. Give it to [`crate::RawNode::on_persisted`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Persisted {
-    pub(crate) index: crate::types::Index,
-    pub(crate) term: crate::types::Term,
+    /// Index and term of the last entry (or snapshot) written, if the tasks wrote any.
+    pub(crate) mark: Option<(crate::types::Index, crate::types::Term)>,
+    /// The number of the last task covered (term and vote included).
+    pub(crate) seq: u64,
 }
 
 impl Persisted {
-    /// The index of the last durable entry this report covers.
-    pub fn index(&self) -> crate::types::Index {
-        self.index
+    /// The index of the last durable entry this report covers, if the tasks wrote entries or
+    /// a snapshot (and not only term, vote or commit).
+    pub fn index(&self) -> Option<crate::types::Index> {
+        self.mark.map(|(index, _)| index)
     }
 }
 
@@ -176,8 +186,8 @@ impl PersistTask {
     /// Group commit of a batch of tasks, taken from the queue in order: `persist` gets all of
     /// them and must make every hard state, snapshot and entry durable, task after task and in
     /// that order within a task ([`Ready`] step 1), before it returns `Ok` (one fsync at the
-    /// end covers the batch); then `report` gets what to feed
-    /// back to [`crate::RawNode::on_persisted`] (if the batch wrote any entry or snapshot);
+    /// end covers the batch); then `report` gets what to feed back to
+    /// [`crate::RawNode::on_persisted`];
     /// only then does `send` get the messages, in order. On error nothing is reported or sent
     /// (the node should stop: its durable state is unknown).
     pub fn persist_then_send<E>(
@@ -187,8 +197,11 @@ impl PersistTask {
         mut send: impl FnMut(Message),
     ) -> Result<(), E> {
         persist(&tasks)?;
-        if let Some(p) = tasks.iter().rev().find_map(|t| t.mark) {
-            report(p);
+        if let Some(last) = tasks.last() {
+            report(Persisted {
+                mark: tasks.iter().rev().find_map(|t| t.mark),
+                seq: last.seq,
+            });
         }
         for t in tasks {
             t.messages.into_iter().for_each(&mut send);
