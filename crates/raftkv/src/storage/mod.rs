@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! <data-dir>/
+//!   LOCK                              held (flock) while a process has the directory open
 //!   hardstate                         term, vote, commit            (blob, atomic replace)
 //!   snap/<index:020>-<term:020>.snap  the newest snapshot           (blob, atomic replace)
 //!   snap/*.snap.corrupt               a corrupt snapshot set aside by recovery (kept for study)
@@ -105,6 +106,7 @@ use types::{Entry, HardState, Index, Snapshot, Term};
 
 const LOG_DIR: &str = "log";
 const SNAP_DIR: &str = "snap";
+const LOCK_FILE: &str = "LOCK";
 
 /// Tuning knobs; `Default` suits the node.
 #[derive(Debug, Clone)]
@@ -168,12 +170,34 @@ pub struct Storage {
     hard_state: HardState,
     /// Set after an I/O failure in a write path: the kernel's view of our files is unknown.
     failed: bool,
+    /// The open `LOCK` file; its exclusive lock keeps a second process off the directory
+    /// for as long as this one holds it (released by the kernel however the process ends).
+    _lock: File,
     /// Tests: the number of write steps still allowed before a simulated process death.
     #[cfg(test)]
     crash_after: Option<usize>,
     /// Tests: the order in which a batch's parts are written.
     #[cfg(test)]
     order: batch::WriteOrder,
+}
+
+/// Takes the exclusive lock on `dir/LOCK`: two processes writing one log would interleave
+/// records and corrupt it, and nothing else would tell them apart.
+fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StorageError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    }
 }
 
 impl Storage {
@@ -187,6 +211,7 @@ impl Storage {
         for d in [dir, &log_dir, &snap_dir] {
             fs::create_dir_all(d).map_err(io_err(d))?;
         }
+        let lock = lock_dir(dir)?;
         // Make the directories themselves durable, or a crash could lose them with their files.
         sync_dir(dir)?;
         match dir.parent() {
@@ -237,6 +262,7 @@ impl Storage {
             snapshot: snap_id,
             hard_state: hard_state.clone(),
             failed: false,
+            _lock: lock,
             #[cfg(test)]
             crash_after: None,
             #[cfg(test)]

@@ -306,3 +306,17 @@ fn saving_the_same_snapshot_twice_is_a_no_op() {
     st.save_snapshot(&snapshot(4, 1)).unwrap();
     assert_eq!((st.first_index(), st.last_index()), (Index(5), Index(5)));
 }
+
+#[test]
+fn a_second_open_of_a_data_directory_is_refused_until_the_first_is_dropped() {
+    let dir = TempDir::new("lock");
+    let (st, _) = open(dir.path());
+    match Storage::open(dir.path(), StorageOptions::default()) {
+        Err(e @ StorageError::Locked { .. }) => {
+            assert!(e.to_string().contains("in use by another process"), "{e}")
+        }
+        other => panic!("a second open was not refused: {other:?}"),
+    }
+    drop(st);
+    let _ = open(dir.path());
+}
