@@ -231,7 +231,7 @@ fn a_flipped_byte_mid_segment_refuses_to_start_with_a_clear_message() {
 /// the first one is left alone.
 #[test]
 fn a_second_node_on_the_same_data_directory_is_refused() {
-    let mut cluster = Cluster::start("dir-lock", 1, &fast_flags());
+    let cluster = Cluster::start("dir-lock", 1, &fast_flags());
     cluster.wait_leader(Duration::from_secs(10));
     let mut spec = cluster.nodes[0].spec.clone();
     spec.client_port = free_port();
