@@ -244,5 +244,8 @@ fn a_second_node_on_the_same_data_directory_is_refused() {
     assert!(!status.success());
     let log = second.log();
     assert!(log.contains("in use by another process"), "{log}");
-    assert!(cluster.nodes[0].is_running(), "the first node was disturbed");
+    assert!(
+        cluster.nodes[0].is_running(),
+        "the first node was disturbed"
+    );
 }
