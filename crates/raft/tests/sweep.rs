@@ -68,6 +68,7 @@ fn sweep_with(shard: u64, opts: MixedOptions) {
                 total.reads += r.reads;
                 total.crashes += r.crashes;
                 total.torn_writes += r.torn_writes;
+                total.compaction_races += r.compaction_races;
             }
             Err(v) => panic!(
                 "seed {seed} violated an invariant {v}\n(after {} seeds of this shard, {:.2?})\nreplay: RAFT_SEED={seed} cargo nextest run -p raft --cargo-profile ci {}sweep",

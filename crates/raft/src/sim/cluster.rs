@@ -95,6 +95,8 @@ enum Event {
     DiskStep(usize, u64),
     /// The applier of node `i` (in incarnation `.1`) applies what is queued.
     Apply(usize, u64),
+    /// The applier's snapshot of node `i` (in incarnation `.1`) through `.2` reaches the core.
+    Compact(usize, u64, Index, Vec<u8>),
 }
 
 /// One part of a batch the simulated disk writer is writing.
@@ -235,6 +237,8 @@ struct Slot {
     /// Asynchronous mode: work for the lagging applier, and whether it is due.
     apply_queue: VecDeque<ApplyTask>,
     apply_scheduled: bool,
+    /// Asynchronous mode: a snapshot of the applier is on its way to the core.
+    compacting: bool,
     /// The highest commit index of this node checked to be durable on a majority.
     checked_commit: Index,
 }
@@ -263,6 +267,8 @@ pub struct Cluster {
     pub acked: Vec<(u64, Index)>,
     /// Crashes that landed between two parts of a batch being written.
     pub torn_writes: u64,
+    /// Applier snapshots that reached the core after a leader's newer snapshot.
+    pub compaction_races: u64,
     next_ctx: u64,
 }
 
@@ -286,6 +292,7 @@ impl Cluster {
             sent_by_kind: BTreeMap::new(),
             acked: Vec::new(),
             torn_writes: 0,
+            compaction_races: 0,
             next_ctx: 1,
             cfg,
         };
@@ -304,6 +311,7 @@ impl Cluster {
                 writing: VecDeque::new(),
                 apply_queue: VecDeque::new(),
                 apply_scheduled: false,
+                compacting: false,
                 checked_commit: Index(0),
             };
             c.slots.push(slot);
@@ -410,6 +418,7 @@ impl Cluster {
         slot.writing.clear();
         slot.apply_queue.clear();
         slot.apply_scheduled = false;
+        slot.compacting = false;
     }
 
     /// Crashes node `i` and restarts it `after_ms` later (a process reboot), so that messages
@@ -550,6 +559,13 @@ impl Cluster {
                     self.after(i)?;
                 }
                 Ok(())
+            }
+            Event::Compact(i, incarnation, index, data) => {
+                if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.compact_async(i, index, data)?;
+                self.after(i)
             }
             Event::Apply(i, incarnation) => {
                 if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
@@ -811,16 +827,40 @@ impl Cluster {
             return Ok(());
         };
         let slot = &mut self.slots[i];
-        let node = slot.node.as_mut().expect("up");
+        let node = slot.node.as_ref().expect("up");
         let applied = slot.sm.applied;
-        if applied.0 + 1 < node.first_index().0 + limit || applied <= node.first_index().prev() {
+        if slot.compacting || applied.0 + 1 < node.first_index().0 + limit {
             return Ok(());
         }
-        let data = slot.sm.encode();
-        node.compact(applied, data.clone())
-            .expect("compact at the applied index");
-        let meta = node.snapshot_meta().expect("just compacted").clone();
-        self.enqueue(i, DiskOp::Compact(Snapshot { meta, data }));
+        // As raftkv's applier does, the snapshot goes to the Raft thread as an event, so a
+        // leader's snapshot may be installed before the core gets to compact.
+        slot.compacting = true;
+        let (incarnation, data) = (slot.incarnation, slot.sm.encode());
+        // Serializing a large state takes a while.
+        let delay = self.rng.random_range(0..=50);
+        self.schedule(delay, Event::Compact(i, incarnation, applied, data));
+        Ok(())
+    }
+
+    /// The core compacts through `index` with the applier's snapshot, unless a leader's
+    /// snapshot got there first (counted in `compaction_races`).
+    fn compact_async(&mut self, i: usize, index: Index, data: Vec<u8>) -> Result<(), Violation> {
+        let slot = &mut self.slots[i];
+        slot.compacting = false;
+        let node = slot.node.as_mut().expect("up");
+        match node.compact(index, data.clone()) {
+            Ok(()) => {
+                let meta = node.snapshot_meta().expect("just compacted").clone();
+                self.enqueue(i, DiskOp::Compact(Snapshot { meta, data }));
+            }
+            Err(crate::Error::AlreadyCompacted(_)) => self.compaction_races += 1,
+            Err(e) => {
+                return Err(Violation {
+                    time_ms: self.now,
+                    what: format!("{} cannot compact through {index}: {e}", slot.id),
+                })
+            }
+        }
         Ok(())
     }
 

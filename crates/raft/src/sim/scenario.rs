@@ -56,6 +56,8 @@ pub struct MixedReport {
     pub crashes: u64,
     /// Crashes that landed between two parts of a batch being written (asynchronous mode).
     pub torn_writes: u64,
+    /// Applier snapshots that a leader's snapshot overtook (asynchronous mode).
+    pub compaction_races: u64,
     /// Virtual time at the end (faults plus recovery).
     pub end_ms: u64,
 }
@@ -120,6 +122,7 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
         reads: c.checker().reads,
         crashes,
         torn_writes: c.torn_writes,
+        compaction_races: c.compaction_races,
         end_ms: c.now(),
     })
 }
