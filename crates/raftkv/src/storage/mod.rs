@@ -55,8 +55,8 @@
 //!   back to the older one (or to none) only if the log still holds every entry after it, which
 //!   loses nothing (the newer snapshot only summarised committed entries that are still there);
 //!   the corrupt file is renamed to `*.corrupt` and reported. Otherwise committed state would
-//!   be lost, so `open` fails with the snapshot's `Corrupt` error: wipe the data directory and
-//!   let the node catch up from the leader.
+//!   be lost, so `open` fails with the snapshot's `Corrupt` error (see "A node that will not
+//!   start" below).
 //! - What `open` repaired is returned in [`Recovered::repairs`] for the node to log.
 //! - Replacing a conflicting suffix is crash-safe: the cut is durable before any new record is
 //!   written, and `prev_term` catches a stale entry that would follow its replacement (the
@@ -76,7 +76,16 @@
 //! write, so a torn tail is a prefix cut. After a power failure the unsynced tail can also
 //! have holes (a later page reached the disk, an earlier one did not); recovery then finds a
 //! bad record with a valid one after it and refuses to start rather than guess, although no
-//! acknowledged entry was lost. Wiping the node's data directory recovers it from the leader.
+//! acknowledged entry was lost.
+//!
+//! # A node that will not start
+//!
+//! Do not wipe its data directory (or restore an old copy) and restart it under the same id:
+//! it would forget its vote, and could vote twice in one term (two leaders), and the entries it
+//! acknowledged, which may be all that made them committed (lost writes). The safe procedure
+//! is to remove the member from the cluster and add it back as a new member with an empty
+//! directory, which needs membership changes. raftkv does not have them yet, so until then
+//! leave the node down: the cluster serves as long as a majority is up.
 
 mod batch;
 mod blob;
