@@ -8,7 +8,7 @@ use crate::message::MessageBody;
 use crate::raft::Raft;
 use crate::ready::{ApplyTask, AsyncReady, PersistTask, Persisted, Ready};
 use crate::types::Role;
-use crate::types::{Entry, HardState, Index, Snapshot, SnapshotMeta, Status, Term};
+use crate::types::{Entry, HardState, Index, NodeId, Snapshot, SnapshotMeta, Status, Term};
 
 /// The durable state a node starts from. `Restored::default()` is a brand-new node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct RawNode {
     handed_seq: u64,
     term_vote_seq: u64,
     durable_seq: u64,
-    handed_term_vote: (Term, Option<crate::types::NodeId>),
+    handed_term_vote: (Term, Option<NodeId>),
 }
 
 impl RawNode {
@@ -127,6 +127,14 @@ impl RawNode {
         };
         self.raft.log.compact(Snapshot { meta, data });
         Ok(())
+    }
+
+    /// Leader: hands leadership to the voter `to` (thesis §3.10). New proposals are refused
+    /// (pointing at `to`) while it catches up; once its log matches, it is told to campaign at
+    /// once (TimeoutNow) and wins before any election timeout. Abandoned after an election
+    /// timeout if `to` has not taken over.
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), ProposeError> {
+        self.raft.transfer_leader(to)
     }
 
     /// A summary of the node's state.

@@ -116,6 +116,7 @@ fn votes_are_granted_once_per_term_and_only_to_up_to_date_logs() {
     let vote = |last_index, last_term| MessageBody::Vote {
         last_log_index: Index(last_index),
         last_log_term: Term(last_term),
+        transfer: false,
     };
     let granted = |rd: &Ready| match rd.messages[..] {
         [Message {
@@ -418,6 +419,7 @@ fn async_follower_acknowledges_only_after_the_write() {
         MessageBody::Vote {
             last_log_index: Index(0),
             last_log_term: Term(0),
+            transfer: false,
         },
     ))
     .unwrap();

@@ -69,6 +69,7 @@ fn sweep_with(shard: u64, opts: MixedOptions) {
                 total.crashes += r.crashes;
                 total.torn_writes += r.torn_writes;
                 total.compaction_races += r.compaction_races;
+                total.transfers += r.transfers;
             }
             Err(v) => panic!(
                 "seed {seed} violated an invariant {v}\n(after {} seeds of this shard, {:.2?})\nreplay: RAFT_SEED={seed} cargo nextest run -p raft --cargo-profile ci {}sweep",
@@ -323,4 +324,42 @@ fn violation(seed: u64, opts: &MixedOptions) -> Option<Violation> {
     std::panic::catch_unwind(|| run_mixed(seed, opts))
         .unwrap_or_else(|p| Err(panic_violation(p)))
         .err()
+}
+
+/// Leadership transfers among the faults, asynchronous storage: 500 seeds (shared with the
+/// other sweeps' seed numbers but a different fault schedule), invariants after every event.
+#[test]
+fn transfer_sweep() {
+    let opts = MixedOptions {
+        async_storage: true,
+        transfers: true,
+        ..MixedOptions::default()
+    };
+    let list: Vec<u64> = match replay_seed() {
+        Some(seed) => vec![seed],
+        None => (0..500).collect(),
+    };
+    let start = Instant::now();
+    let mut transfers = 0;
+    for &seed in &list {
+        match std::panic::catch_unwind(|| run_mixed(seed, &opts))
+            .unwrap_or_else(|p| Err(panic_violation(p)))
+        {
+            Ok(r) => transfers += r.transfers,
+            Err(v) => panic!(
+                "seed {seed} violated an invariant {v}\nreplay: RAFT_SEED={seed} cargo nextest run -p raft --cargo-profile ci transfer_sweep"
+            ),
+        }
+    }
+    eprintln!(
+        "transfer sweep: {} seeds, {transfers} transfers, in {:.1?}",
+        list.len(),
+        start.elapsed()
+    );
+    if list.len() > 1 {
+        assert!(
+            transfers >= list.len() as u64,
+            "too few transfers: {transfers}"
+        );
+    }
 }

@@ -479,6 +479,20 @@ impl Cluster {
         }
     }
 
+    /// Asks node `i` to hand leadership to node `to` (positions); false if it is down or
+    /// refused (not leader).
+    pub fn transfer_leader(&mut self, i: usize, to: usize) -> Result<bool, Violation> {
+        let to = self.slots[to].id;
+        let Some(node) = self.slots[i].node.as_mut() else {
+            return Ok(false);
+        };
+        if node.transfer_leader(to).is_err() {
+            return Ok(false);
+        }
+        self.after(i)?;
+        Ok(true)
+    }
+
     /// Starts a ReadIndex read at node `i`; false if it is down or refused.
     pub fn read(&mut self, i: usize) -> Result<bool, Violation> {
         let ctx = self.next_ctx;

@@ -25,6 +25,8 @@ pub struct MixedOptions {
     pub planted_read_before_noop: bool,
     /// Which floors reads are checked against (see [`SimConfig::read_check`]).
     pub read_check: ReadCheck,
+    /// Leadership transfers among the faults (a fifth of the fault events).
+    pub transfers: bool,
 }
 
 impl Default for MixedOptions {
@@ -37,6 +39,7 @@ impl Default for MixedOptions {
             write_order: WriteOrder::TermFirst,
             planted_read_before_noop: false,
             read_check: ReadCheck::All,
+            transfers: false,
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct MixedReport {
     pub torn_writes: u64,
     /// Applier snapshots that a leader's snapshot overtook (asynchronous mode).
     pub compaction_races: u64,
+    /// Leadership transfers started.
+    pub transfers: u64,
     /// Virtual time at the end (faults plus recovery).
     pub end_ms: u64,
 }
@@ -95,12 +100,16 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
     let n = c.len();
     let mut cmd = seed << 20;
     let mut crashes = 0;
+    let mut transfers = 0;
     let mut next_fault = 0;
     while c.now() < opts.fault_ms {
         let step = c.rng().random_range(5..40);
         c.run_for(step)?;
         client_ops(&mut c, &mut cmd)?;
         if c.now() >= next_fault {
+            if opts.transfers && c.rng().random_bool(0.2) {
+                transfers += u64::from(transfer(&mut c)?);
+            }
             crashes += inject_fault(&mut c)?;
             next_fault = c.now() + c.rng().random_range(100..800);
         }
@@ -123,6 +132,7 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
         crashes,
         torn_writes: c.torn_writes,
         compaction_races: c.compaction_races,
+        transfers,
         end_ms: c.now(),
     })
 }
@@ -151,6 +161,21 @@ fn client_ops(c: &mut Cluster, cmd: &mut u64) -> Result<(), Violation> {
 }
 
 /// One random fault (or repair). Returns the number of crashes injected.
+/// The newest leader hands over to a random other node.
+fn transfer(c: &mut Cluster) -> Result<bool, Violation> {
+    let Some(leader) = c
+        .leaders()
+        .into_iter()
+        .max_by_key(|&(_, t)| t)
+        .map(|(i, _)| i)
+    else {
+        return Ok(false);
+    };
+    let n = c.len();
+    let to = (leader + c.rng().random_range(1..n)) % n;
+    c.transfer_leader(leader, to)
+}
+
 fn inject_fault(c: &mut Cluster) -> Result<u64, Violation> {
     let n = c.len();
     let leader = c
