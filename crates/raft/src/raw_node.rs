@@ -137,6 +137,22 @@ impl RawNode {
         self.raft.transfer_leader(to)
     }
 
+    /// Leader: the other voter whose log matches the most of ours (the quickest to take over
+    /// by [`RawNode::transfer_leader`]), among those heard from since the last check-quorum
+    /// round if any were; `None` otherwise.
+    pub fn most_caught_up_peer(&self) -> Option<NodeId> {
+        if self.raft.role != Role::Leader {
+            return None;
+        }
+        let peers = &self.raft.progress;
+        let active = peers.values().any(|p| p.recent_active);
+        peers
+            .iter()
+            .filter(|(_, p)| p.recent_active || !active)
+            .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
+    }
+
     /// A summary of the node's state.
     pub fn status(&self) -> Status {
         self.raft.status()
