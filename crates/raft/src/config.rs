@@ -36,6 +36,10 @@ pub struct Config {
     /// Seed of the node's own RNG, which only draws election timeouts. Give each node (and each
     /// restart) a different seed, or nodes may time out in lockstep.
     pub seed: u64,
+    /// **PLANTED, test-only; never set it in a node.** A new leader answers ReadIndex reads
+    /// before an entry of its own term is committed (thesis §6.4 step 1 skipped), at a commit
+    /// index that may lag what its predecessor committed. Default false.
+    pub planted_read_before_noop: bool,
 }
 
 impl Config {
@@ -53,6 +57,7 @@ impl Config {
             max_inflight_msgs: 64,
             max_pending_reads: 4096,
             seed: 0,
+            planted_read_before_noop: false,
         }
     }
 

@@ -13,7 +13,7 @@ impl Raft {
             if self.cfg.pre_vote {
                 self.pre_campaign();
             } else {
-                self.campaign();
+                self.campaign(false);
             }
         }
     }
@@ -43,8 +43,8 @@ impl Raft {
     }
 
     /// Figure 2, "Candidates": increment currentTerm, vote for self, reset the election timer,
-    /// send RequestVote to all other servers.
-    pub(crate) fn campaign(&mut self) {
+    /// send RequestVote to all other servers. `transfer`: the leader handed over (TimeoutNow).
+    pub(crate) fn campaign(&mut self, transfer: bool) {
         self.term = Term(self.term.0 + 1);
         self.vote = Some(self.id);
         self.role = Role::Candidate;
@@ -59,6 +59,7 @@ impl Raft {
                 MessageBody::Vote {
                     last_log_index,
                     last_log_term,
+                    transfer,
                 },
             );
         }
@@ -116,7 +117,7 @@ impl Raft {
 
     fn check_pre_vote_result(&mut self) {
         match tally(&self.voters, &self.votes) {
-            VoteResult::Won => self.campaign(),
+            VoteResult::Won => self.campaign(false),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}
         }

@@ -113,4 +113,7 @@ pub enum ProposeError {
     /// Too many reads are pending confirmation; retry later.
     #[error("too many pending reads ({0})")]
     TooManyPendingReads(usize),
+    /// Leadership can only be handed to another voter.
+    #[error("{0} is not another voter of this cluster")]
+    NotAVoter(NodeId),
 }

@@ -22,6 +22,7 @@ impl Raft {
         self.leader = Some(self.id);
         self.votes.clear();
         self.read_only.clear();
+        self.transferee = None;
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         let next = self.log.last_index().next();
@@ -52,6 +53,11 @@ impl Raft {
                 leader: self.leader,
             });
         }
+        // A leader handing over takes no new commands (thesis §3.10), so that the
+        // transferee can catch up; clients are sent to the node about to lead.
+        if let Some(to) = self.transferee {
+            return Err(ProposeError::NotLeader { leader: Some(to) });
+        }
         let size = data.len() as u64;
         if size > self.cfg.max_bytes_per_msg {
             return Err(ProposeError::TooLarge {
@@ -74,25 +80,67 @@ impl Raft {
         if self.read_only.len() >= self.cfg.max_pending_reads {
             return Err(ProposeError::TooManyPendingReads(self.read_only.len()));
         }
-        if self.log.term(self.log.committed) != Some(self.term) {
+        // PLANTED(planted_read_before_noop): a new leader serves reads before its no-op
+        // commits, at a commit index that may lag what its predecessor committed.
+        if self.log.term(self.log.committed) != Some(self.term)
+            && !self.cfg.planted_read_before_noop
+        {
             self.read_only.await_commit(ctx);
             return Ok(());
         }
+        let index = self.log.committed;
         if self.voters.len() == 1 {
-            self.read_states.push(ReadState {
-                ctx,
-                index: self.log.committed,
-            });
+            self.read_states.push(ReadState { ctx, index });
             return Ok(());
         }
-        self.read_only.add(ctx, self.log.committed);
+        self.read_only.add(ctx, index);
         self.broadcast_heartbeat();
         Ok(())
+    }
+
+    /// Starts handing leadership to `to` (thesis §3.10): bring its log up to date, then tell it
+    /// to campaign at once (TimeoutNow). Abandoned if `to` has not taken over within an
+    /// election timeout.
+    pub(crate) fn transfer_leader(&mut self, to: NodeId) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if to == self.id || !self.voters.contains(&to) {
+            return Err(ProposeError::NotAVoter(to));
+        }
+        self.transferee = Some(to);
+        self.transfer_elapsed = 0;
+        self.maybe_send_timeout_now(to);
+        Ok(())
+    }
+
+    /// Tells the transferee to campaign once its log matches ours; otherwise feeds it.
+    pub(crate) fn maybe_send_timeout_now(&mut self, to: NodeId) {
+        if self.transferee != Some(to) {
+            return;
+        }
+        if self
+            .progress
+            .get(&to)
+            .is_some_and(|p| p.matched == self.log.last_index())
+        {
+            self.send(to, MessageBody::TimeoutNow);
+        } else {
+            self.send_append(to, false);
+        }
     }
 
     pub(crate) fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
+        if self.transferee.is_some() {
+            self.transfer_elapsed += 1;
+            if self.transfer_elapsed >= self.cfg.election_tick {
+                self.transferee = None;
+            }
+        }
         if self.election_elapsed >= self.cfg.election_tick {
             self.election_elapsed = 0;
             if self.cfg.check_quorum && !self.quorum_recently_active() {
@@ -284,6 +332,10 @@ impl Raft {
                 pr.become_replicate();
             }
             self.maybe_commit();
+        }
+        let pr = &self.progress[&from];
+        if self.transferee == Some(from) && pr.matched == self.log.last_index() {
+            self.send(from, MessageBody::TimeoutNow);
         }
         let pr = &self.progress[&from];
         if pr.next <= self.log.last_index() {

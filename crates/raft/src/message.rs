@@ -40,6 +40,9 @@ pub enum MessageBody {
         last_log_index: Index,
         /// Term of the candidate's last log entry.
         last_log_term: Term,
+        /// The candidate campaigns because the leader handed over (TimeoutNow): voters answer
+        /// even while they still hear from that leader (thesis §3.10; etcd's campaignTransfer).
+        transfer: bool,
     },
     /// The answer to RequestVote.
     VoteResponse {
@@ -84,6 +87,10 @@ pub enum MessageBody {
         /// The leader's read round, echoed in the response.
         read_seq: u64,
     },
+    /// Leadership transfer (thesis §3.10): the leader, having brought the recipient's log up
+    /// to date, tells it to campaign at once, without waiting for an election timeout or a
+    /// pre-vote round.
+    TimeoutNow,
     /// The answer to InstallSnapshot.
     InstallSnapshotResponse {
         /// The index the follower's log now matches up to (at least the snapshot's index, or
@@ -106,6 +113,7 @@ impl MessageBody {
             MessageBody::AppendEntriesResponse { .. } => "AppendEntriesResponse",
             MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
             MessageBody::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
+            MessageBody::TimeoutNow => "TimeoutNow",
         }
     }
 }

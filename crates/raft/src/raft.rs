@@ -29,6 +29,10 @@ pub(crate) struct Raft {
     /// (candidate), or since the last check-quorum round (leader).
     pub(crate) election_elapsed: u32,
     pub(crate) heartbeat_elapsed: u32,
+    /// Leader: the voter leadership is being handed to (thesis §3.10), and the ticks since the
+    /// transfer began (it is abandoned after an election timeout).
+    pub(crate) transferee: Option<NodeId>,
+    pub(crate) transfer_elapsed: u32,
     /// This round's timeout, drawn from `[election_tick, 2 * election_tick)` (paper §5.2).
     pub(crate) randomized_timeout: u32,
     rng: SmallRng,
@@ -54,6 +58,8 @@ impl Raft {
             leader: None,
             election_elapsed: 0,
             heartbeat_elapsed: 0,
+            transferee: None,
+            transfer_elapsed: 0,
             randomized_timeout: cfg.election_tick,
             rng: SmallRng::seed_from_u64(cfg.seed),
             votes: BTreeMap::new(),
@@ -143,6 +149,7 @@ impl Raft {
         self.progress.clear();
         self.read_only.clear();
         self.heartbeat_elapsed = 0;
+        self.transferee = None;
         self.reset_election_timer();
     }
 
@@ -186,7 +193,9 @@ impl Raft {
             // carries the term we would campaign in, not the responder's.
             MessageBody::PreVote { .. } => true,
             MessageBody::PreVoteResponse { granted: true } => true,
-            MessageBody::Vote { .. } if self.in_lease() => false,
+            MessageBody::Vote {
+                transfer: false, ..
+            } if self.in_lease() => false,
             MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. } => {
                 self.become_follower(m.term, Some(m.from));
                 true
@@ -235,7 +244,14 @@ impl Raft {
             MessageBody::Vote {
                 last_log_index,
                 last_log_term,
+                ..
             } => self.handle_vote(from, last_log_index, last_log_term),
+            MessageBody::TimeoutNow => {
+                // Only from the leader we follow, and only if we may vote at all.
+                if self.role == Role::Follower && self.leader == Some(from) && self.is_voter() {
+                    self.campaign(true);
+                }
+            }
             MessageBody::PreVoteResponse { granted } => {
                 self.handle_pre_vote_response(from, m.term, granted)
             }

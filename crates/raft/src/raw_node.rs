@@ -8,7 +8,7 @@ use crate::message::MessageBody;
 use crate::raft::Raft;
 use crate::ready::{ApplyTask, AsyncReady, PersistTask, Persisted, Ready};
 use crate::types::Role;
-use crate::types::{Entry, HardState, Index, Snapshot, SnapshotMeta, Status, Term};
+use crate::types::{Entry, HardState, Index, NodeId, Snapshot, SnapshotMeta, Status, Term};
 
 /// The durable state a node starts from. `Restored::default()` is a brand-new node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,6 +38,14 @@ pub struct RawNode {
     /// The number of the Ready handed out and not yet advanced, if any.
     outstanding: Option<u64>,
     next_number: u64,
+    /// Asynchronous mode: the number of the last [`PersistTask`] handed out, of the last one
+    /// that changed term or vote, and of the last one reported durable; and the term and vote
+    /// last handed out. A follower's acknowledgement may skip the disk queue only while its
+    /// term and vote are durable.
+    handed_seq: u64,
+    term_vote_seq: u64,
+    durable_seq: u64,
+    handed_term_vote: (Term, Option<NodeId>),
 }
 
 impl RawNode {
@@ -56,9 +64,13 @@ impl RawNode {
         let prev_hard_state = raft.hard_state();
         Ok(RawNode {
             raft,
+            handed_term_vote: (prev_hard_state.term, prev_hard_state.vote),
             prev_hard_state,
             outstanding: None,
             next_number: 1,
+            handed_seq: 0,
+            term_vote_seq: 0,
+            durable_seq: 0,
         })
     }
 
@@ -115,6 +127,30 @@ impl RawNode {
         };
         self.raft.log.compact(Snapshot { meta, data });
         Ok(())
+    }
+
+    /// Leader: hands leadership to the voter `to` (thesis §3.10). New proposals are refused
+    /// (pointing at `to`) while it catches up; once its log matches, it is told to campaign at
+    /// once (TimeoutNow) and wins before any election timeout. Abandoned after an election
+    /// timeout if `to` has not taken over.
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), ProposeError> {
+        self.raft.transfer_leader(to)
+    }
+
+    /// Leader: the other voter whose log matches the most of ours (the quickest to take over
+    /// by [`RawNode::transfer_leader`]), among those heard from since the last check-quorum
+    /// round if any were; `None` otherwise.
+    pub fn most_caught_up_peer(&self) -> Option<NodeId> {
+        if self.raft.role != Role::Leader {
+            return None;
+        }
+        let peers = &self.raft.progress;
+        let active = peers.values().any(|p| p.recent_active);
+        peers
+            .iter()
+            .filter(|(_, p)| p.recent_active || !active)
+            .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
     }
 
     /// A summary of the node's state.
@@ -220,8 +256,11 @@ impl RawNode {
         if let Some(index) = applied {
             self.raft.log.applied_to(index);
         }
-        if let Some(p) = persist_mark(ready.snapshot.as_ref(), &ready.entries) {
-            self.on_persisted(p);
+        if let Some(mark) = persist_mark(ready.snapshot.as_ref(), &ready.entries) {
+            self.on_persisted(Persisted {
+                mark: Some(mark),
+                seq: self.durable_seq,
+            });
         }
     }
 
@@ -250,12 +289,47 @@ impl RawNode {
             read_states,
             number: _,
         } = ready;
-        let (send_now, messages): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| {
-            matches!(
-                m.body,
-                MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. }
-            )
-        });
+        self.handed_seq += 1;
+        let seq = self.handed_seq;
+        if let Some(hs) = &hard_state {
+            if (hs.term, hs.vote) != self.handed_term_vote {
+                self.handed_term_vote = (hs.term, hs.vote);
+                self.term_vote_seq = seq;
+            }
+        }
+        // Term and vote durable, as every message needs (those of this Ready included).
+        let term_durable = self.term_vote_seq <= self.durable_seq;
+        let persisted = self.raft.log.persisted;
+        let mut send_now = Vec::new();
+        let mut held = Vec::new();
+        for mut m in messages {
+            match &mut m.body {
+                MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. } => {
+                    send_now.push(m)
+                }
+                // A follower's acknowledgement (of a heartbeat, most often) goes out at once,
+                // as etcd's heartbeat responses do, so that a slow disk here delays neither
+                // the leader's check-quorum nor its ReadIndex rounds. It claims a match only
+                // through what is durable already; the full claim follows once this write
+                // is (the same answer, held below, for entries still in the queue).
+                MessageBody::AppendEntriesResponse {
+                    success: true,
+                    index,
+                    ..
+                } if term_durable => {
+                    if *index > persisted {
+                        let full = m.clone();
+                        if let MessageBody::AppendEntriesResponse { index, .. } = &mut m.body {
+                            *index = persisted;
+                        }
+                        held.push(full);
+                    }
+                    send_now.push(m);
+                }
+                _ => held.push(m),
+            }
+        }
+        let messages = held;
         let mark = persist_mark(snapshot.as_ref(), &entries);
         AsyncReady {
             send_now,
@@ -270,6 +344,7 @@ impl RawNode {
                 hard_state,
                 messages,
                 mark,
+                seq,
             },
         }
     }
@@ -277,7 +352,11 @@ impl RawNode {
     /// The disk writer made durable everything handed out for persistence up to `p`: a leader
     /// may now count those entries of its own towards a commit.
     pub fn on_persisted(&mut self, p: Persisted) {
-        if self.raft.log.persisted_to(p.index, p.term) && self.raft.role == Role::Leader {
+        self.durable_seq = self.durable_seq.max(p.seq);
+        let Some((index, term)) = p.mark else {
+            return;
+        };
+        if self.raft.log.persisted_to(index, term) && self.raft.role == Role::Leader {
             self.raft.maybe_commit();
         }
     }
@@ -299,12 +378,11 @@ impl RawNode {
 }
 
 /// The last index (and its term) that persisting `snapshot` then `entries` makes durable.
-fn persist_mark(snapshot: Option<&Snapshot>, entries: &[Entry]) -> Option<Persisted> {
+fn persist_mark(snapshot: Option<&Snapshot>, entries: &[Entry]) -> Option<(Index, Term)> {
     entries
         .last()
         .map(|e| (e.index, e.term))
         .or(snapshot.map(|s| (s.meta.index, s.meta.term)))
-        .map(|(index, term)| Persisted { index, term })
 }
 
 /// Checks that restored durable state is self-consistent before trusting it.

@@ -116,6 +116,7 @@ fn votes_are_granted_once_per_term_and_only_to_up_to_date_logs() {
     let vote = |last_index, last_term| MessageBody::Vote {
         last_log_index: Index(last_index),
         last_log_term: Term(last_term),
+        transfer: false,
     };
     let granted = |rd: &Ready| match rd.messages[..] {
         [Message {
@@ -355,7 +356,7 @@ fn async_leader_counts_itself_only_for_persisted_entries() {
     )
     .unwrap();
     let p = report.expect("the batch wrote an entry");
-    assert_eq!(p.index(), at);
+    assert_eq!(p.index(), Some(at));
     n.on_persisted(p);
     assert_eq!(n.status().commit, at);
     // The committed entry is handed to the applier; on_applied records it.
@@ -418,6 +419,7 @@ fn async_follower_acknowledges_only_after_the_write() {
         MessageBody::Vote {
             last_log_index: Index(0),
             last_log_term: Term(0),
+            transfer: false,
         },
     ))
     .unwrap();
@@ -469,10 +471,87 @@ fn async_stale_persist_report_is_ignored() {
     assert_eq!(reports.len(), 2);
     // The stale report (2, term 1) must not mark the new entry (2, term 2) durable; the
     // second one does.
-    assert_eq!(reports[0].index(), Index(2));
+    assert_eq!(reports[0].index(), Some(Index(2)));
     assert_eq!(n.persisted_index(), Index(0));
     n.on_persisted(reports[0]);
     assert_eq!(n.persisted_index(), Index(0), "a stale report is ignored");
     n.on_persisted(reports[1]);
     assert_eq!(n.persisted_index(), Index(2));
+}
+
+/// A follower whose term and vote are durable answers at once (as etcd answers heartbeats
+/// without its WAL), claiming a match only through its durable entries; the full answer waits
+/// for the write. While a new term is not durable, nothing goes out early.
+#[test]
+fn async_follower_answers_heartbeats_without_waiting_for_its_disk() {
+    let restored = Restored {
+        hard_state: HardState {
+            term: Term(1),
+            vote: Some(NodeId(2)),
+            commit: Index(1),
+        },
+        entries: vec![entry(1, 1)],
+        ..Restored::default()
+    };
+    let mut n = RawNode::new(cfg(1, 3), restored).unwrap();
+    let ae = |term: u64, prev: u64, entries: Vec<Entry>, read_seq: u64| {
+        msg(
+            2,
+            1,
+            term,
+            MessageBody::AppendEntries {
+                prev_log_index: Index(prev),
+                prev_log_term: Term(1),
+                entries,
+                leader_commit: Index(1),
+                read_seq,
+            },
+        )
+    };
+    let answer = |m: &Message| match m.body {
+        MessageBody::AppendEntriesResponse {
+            success: true,
+            index,
+            read_seq,
+            ..
+        } => (index.0, read_seq),
+        ref b => panic!("not a successful answer: {b:?}"),
+    };
+    n.step(ae(1, 1, vec![entry(2, 1)], 4)).unwrap();
+    let rd = n.ready();
+    let slow = n.advance_async(rd);
+    // Entry 2 is in the disk queue: the early answer stops at 1, the full one waits.
+    assert_eq!(
+        slow.send_now.iter().map(answer).collect::<Vec<_>>(),
+        [(1, 4)]
+    );
+    assert_eq!(slow.persist.message_count(), 1);
+    // A heartbeat while that write is still queued is answered at once, echoing its round.
+    n.step(ae(1, 2, vec![], 5)).unwrap();
+    let rd = n.ready();
+    let work = n.advance_async(rd);
+    assert_eq!(
+        work.send_now.iter().map(answer).collect::<Vec<_>>(),
+        [(1, 5)]
+    );
+    let mut held = Vec::new();
+    for t in [slow.persist, work.persist] {
+        PersistTask::persist_then_send(
+            vec![t],
+            |_| Ok::<(), ()>(()),
+            |p| n.on_persisted(p),
+            |m| held.push(answer(&m)),
+        )
+        .unwrap();
+    }
+    assert_eq!(held, [(2, 4), (2, 5)]);
+    // A new term is not durable until its write is: the answer waits with it.
+    n.step(ae(2, 2, vec![], 6)).unwrap();
+    let rd = n.ready();
+    let work = n.advance_async(rd);
+    assert!(
+        work.send_now.is_empty(),
+        "answered before its term was durable"
+    );
+    assert_eq!(work.persist.message_count(), 1);
 }

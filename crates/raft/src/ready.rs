@@ -9,8 +9,15 @@ use crate::types::{Entry, HardState, ReadState, Snapshot};
 /// Handle the fields **in this order**; the order is what makes Raft safe (paper Figure 2:
 /// "persistent state ... updated on stable storage before responding to RPCs"):
 ///
-/// 1. **Persist** `snapshot`, then `entries`, then `hard_state` (one fsync for all three is
-///    fine, as long as all are durable before step 2).
+/// 1. **Persist** `hard_state`, then `snapshot`, then `entries` (one fsync for all three is
+///    fine, as long as all are durable before step 2). The order matters when a crash can land
+///    between the parts: term and vote go first so that no entry or snapshot ever reaches the
+///    disk with a term above the durable one ([`crate::RawNode::new`] refuses such a log with
+///    `TermOutOfOrder`, so that node would never start again); and a commit index written
+///    ahead of the entries must not cover the entries or log that the same write replaces
+///    (store at most the index before `entries[0]`, or the previous commit when `snapshot`
+///    replaces the log: commit is volatile in Raft, a lower one only re-applies entries).
+///    Entries or a snapshot written before their term, with a crash in between, are the bug.
 /// 2. **Send** `messages`.
 /// 3. **Apply**: restore the state machine from `snapshot` if any, then apply
 ///    `committed_entries` in order, then serve `read_states` whose index is applied.
@@ -21,17 +28,19 @@ use crate::types::{Entry, HardState, ReadState, Snapshot};
 #[must_use = "a Ready must be persisted, sent, applied and then passed to advance()"]
 pub struct Ready {
     /// If `Some`, the node's term, vote or commit changed: write it durably, replacing the
-    /// previous hard state, **before sending any of `messages`** (a vote or term that is
-    /// forgotten after a crash lets a node vote twice in one term).
+    /// previous hard state, **before `snapshot` and `entries`** (see step 1) and **before
+    /// sending any of `messages`** (a vote or term that is forgotten after a crash lets a node
+    /// vote twice in one term).
     pub hard_state: Option<HardState>,
-    /// Entries to append to the durable log, **before sending any of `messages`**. If the log
+    /// Entries to append to the durable log, after `hard_state` and `snapshot`, **before
+    /// sending any of `messages`**. If the log
     /// already holds entries at or after `entries[0].index`, delete them first: the leader
     /// overwrote a conflicting suffix (Figure 2, AppendEntries step 3). Indexes are contiguous.
     pub entries: Vec<Entry>,
     /// If `Some`, the leader sent a snapshot that replaces this node's log: persist it, **delete
     /// every durable log entry** (all of them; any `entries` in this Ready follow the snapshot),
     /// and restore the state machine from `data` before applying `committed_entries`. Persist
-    /// it before sending `messages`.
+    /// it after `hard_state`, before `entries`, and before sending `messages`.
     pub snapshot: Option<Snapshot>,
     /// Messages to deliver to their `to` node, **only after** `hard_state`, `entries` and
     /// `snapshot` of this same Ready are durable. They may be lost, duplicated or reordered:
@@ -61,8 +70,8 @@ impl Ready {
     }
 
     /// Runs steps 1 and 2 in the only safe order: `persist` gets the snapshot, the entries and
-    /// the hard state and must make them durable before it returns `Ok`; only then does `send`
-    /// get the messages. On error nothing is sent and the error is returned (the node should
+    /// the hard state and must make them durable (hard state first: see step 1) before it
+    /// returns `Ok`; only then does `send` get the messages. On error nothing is sent and the error is returned (the node should
     /// then stop: its durable state is unknown).
     pub fn persist_then_send<E>(
         &mut self,
@@ -86,10 +95,15 @@ impl Ready {
 ///
 /// The caller's duties, all of which the types enforce or make explicit:
 ///
-/// 1. `send_now` may be sent at once. It holds only a leader's AppendEntries and
-///    InstallSnapshot: they reveal nothing that is not durable (the leader's term and vote were
-///    made durable before it could win the election, and it counts its own entries towards a
-///    commit only once [`crate::RawNode::on_persisted`] says they are durable: thesis §10.2.1).
+/// 1. `send_now` may be sent at once. It holds a leader's AppendEntries and InstallSnapshot,
+///    and a follower's successful AppendEntries answers while its term and vote are durable:
+///    they reveal nothing that is not durable (the leader's term and vote were made durable
+///    before it could win the election, and it counts its own entries towards a commit only
+///    once [`crate::RawNode::on_persisted`] says they are durable: thesis §10.2.1; a follower's
+///    early answer claims a match only through its durable entries, and the full answer waits
+///    in `persist`). So a slow disk on followers delays neither heartbeats' answers, which
+///    keep the leader's check-quorum satisfied, nor ReadIndex rounds (as etcd answers
+///    heartbeats without waiting for its WAL).
 /// 2. `persist` goes to **one** disk writer, **in the order the tasks were produced** (a FIFO
 ///    queue). The writer hands a batch of tasks to [`PersistTask::persist_then_send`], which
 ///    makes them durable (one fsync is fine), then reports a [`Persisted`] for the caller to
@@ -121,34 +135,39 @@ pub struct PersistTask {
     pub(crate) hard_state: Option<HardState>,
     pub(crate) messages: Vec<Message>,
     /// Index and term of the last entry (or of the snapshot) written by this task.
-    pub(crate) mark: Option<Persisted>,
+    pub(crate) mark: Option<(crate::types::Index, crate::types::Term)>,
+    /// The task's number, in the order tasks were handed out.
+    pub(crate) seq: u64,
 }
 
 /// A report from the disk writer: everything handed out for persistence up to this point is
 /// durable. Give it to [`crate::RawNode::on_persisted`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Persisted {
-    pub(crate) index: crate::types::Index,
-    pub(crate) term: crate::types::Term,
+    /// Index and term of the last entry (or snapshot) written, if the tasks wrote any.
+    pub(crate) mark: Option<(crate::types::Index, crate::types::Term)>,
+    /// The number of the last task covered (term and vote included).
+    pub(crate) seq: u64,
 }
 
 impl Persisted {
-    /// The index of the last durable entry this report covers.
-    pub fn index(&self) -> crate::types::Index {
-        self.index
+    /// The index of the last durable entry this report covers, if the tasks wrote entries or
+    /// a snapshot (and not only term, vote or commit).
+    pub fn index(&self) -> Option<crate::types::Index> {
+        self.mark.map(|(index, _)| index)
     }
 }
 
 impl PersistTask {
-    /// If `Some`, persist it first (replacing the log: see [`Ready::snapshot`]).
+    /// If `Some`, persist it after the hard state (replacing the log: see [`Ready::snapshot`]).
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
     }
-    /// Entries to append, after the snapshot (see [`Ready::entries`]).
+    /// Entries to append, last (see [`Ready::entries`]).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
-    /// The hard state to store, after the entries (see [`Ready::hard_state`]).
+    /// The hard state to store, first (see [`Ready::hard_state`]).
     pub fn hard_state(&self) -> Option<&HardState> {
         self.hard_state.as_ref()
     }
@@ -165,9 +184,10 @@ impl PersistTask {
     }
 
     /// Group commit of a batch of tasks, taken from the queue in order: `persist` gets all of
-    /// them and must make every snapshot, entry and hard state durable, task after task, before
-    /// it returns `Ok` (one fsync at the end covers the batch); then `report` gets what to feed
-    /// back to [`crate::RawNode::on_persisted`] (if the batch wrote any entry or snapshot);
+    /// them and must make every hard state, snapshot and entry durable, task after task and in
+    /// that order within a task ([`Ready`] step 1), before it returns `Ok` (one fsync at the
+    /// end covers the batch); then `report` gets what to feed back to
+    /// [`crate::RawNode::on_persisted`];
     /// only then does `send` get the messages, in order. On error nothing is reported or sent
     /// (the node should stop: its durable state is unknown).
     pub fn persist_then_send<E>(
@@ -177,8 +197,11 @@ impl PersistTask {
         mut send: impl FnMut(Message),
     ) -> Result<(), E> {
         persist(&tasks)?;
-        if let Some(p) = tasks.iter().rev().find_map(|t| t.mark) {
-            report(p);
+        if let Some(last) = tasks.last() {
+            report(Persisted {
+                mark: tasks.iter().rev().find_map(|t| t.mark),
+                seq: last.seq,
+            });
         }
         for t in tasks {
             t.messages.into_iter().for_each(&mut send);

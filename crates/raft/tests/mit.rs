@@ -749,3 +749,58 @@ fn check_quorum_isolated_leader_steps_down() {
         Ok(())
     });
 }
+
+// ---------- leadership transfer (thesis §3.10) ----------
+
+#[test]
+fn leadership_transfer_hands_over_before_an_election_timeout() {
+    run(3, None, 6, |c| {
+        let leader = c.check_one_leader()?;
+        c.one(101, 3, true)?;
+        let to = (leader + 1) % 3;
+        let term = c.node(leader).map(|n| n.status().term);
+        if !c.transfer_leader(leader, to)? {
+            return fail(c, "the leader refused to transfer".into());
+        }
+        // Well under the 100 ms minimum election timeout: a round trip or two.
+        c.run_for(60)?;
+        let leaders: Vec<usize> = c.leaders().into_iter().map(|(i, _)| i).collect();
+        if leaders != [to] {
+            return fail(
+                c,
+                format!("leaders {leaders:?} 60 ms after handing to {to}"),
+            );
+        }
+        if c.node(to).map(|n| n.status().term) <= term {
+            return fail(c, "the new leader did not start a new term".into());
+        }
+        c.one(102, 3, true)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn leadership_transfer_to_an_unreachable_node_is_abandoned() {
+    run(3, None, 6, |c| {
+        let leader = c.check_one_leader()?;
+        c.one(201, 3, true)?;
+        let to = (leader + 1) % 3;
+        c.disconnect(to);
+        c.transfer_leader(leader, to)?;
+        // Proposals are refused while the transfer lasts, then taken again.
+        if c.propose(leader, 202)?.is_some() {
+            return fail(c, "a proposal was taken during the transfer".into());
+        }
+        c.run_for(ELECTION_MS)?;
+        if c.leaders().into_iter().map(|(i, _)| i).collect::<Vec<_>>() != [leader] {
+            return fail(
+                c,
+                "the leader changed although the transferee was unreachable".into(),
+            );
+        }
+        c.one(203, 2, true)?;
+        c.connect(to);
+        c.one(204, 3, true)?;
+        Ok(())
+    });
+}

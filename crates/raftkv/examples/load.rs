@@ -7,6 +7,16 @@
 //! target/release/examples/load --target 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
 //! ```
 //!
+//! ReadIndex latency under a slow disk: `slow_fsync.c` (beside this file) is an `LD_PRELOAD`
+//! shim that makes every `fdatasync`/`fsync` of the node processes take `SLOW_FSYNC_MS` longer;
+//! background writers keep the disk queues busy while one client reads:
+//!
+//! ```sh
+//! gcc -shared -fPIC -O2 -o /tmp/slow_fsync.so crates/raftkv/examples/slow_fsync.c -ldl
+//! LD_PRELOAD=/tmp/slow_fsync.so SLOW_FSYNC_MS=100 target/release/examples/load \
+//!     --op read --clients 1 --background-writers 4 --duration 10
+//! ```
+//!
 //! Each client is one connection doing one request at a time (closed loop), as etcd's
 //! benchmark does, so throughput at N clients comes from the node batching concurrent
 //! proposals into one fsync and one AppendEntries (group commit).
@@ -41,6 +51,9 @@ struct Args {
     /// Value size in bytes.
     #[arg(long, default_value_t = 16)]
     value_size: usize,
+    /// Clients that write throughout every run, unmeasured (so reads meet busy disks).
+    #[arg(long, default_value_t = 0)]
+    background_writers: usize,
 }
 
 struct RunResult {
@@ -60,7 +73,15 @@ fn main() {
         None
     };
     let leader = find_leader(cluster.as_ref(), &args.target);
-    eprintln!("leader: {leader}");
+    let term_at_start = term_of(&leader);
+    eprintln!("leader: {leader} (term {term_at_start:?})");
+    let background = (args.background_writers > 0).then(|| {
+        let (leader, n, size) = (leader.clone(), args.background_writers, args.value_size);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let h = thread::spawn(move || run_until(&leader, "write", n, &stop2, size));
+        (stop, h)
+    });
     let ops: Vec<&str> = match args.op.as_str() {
         "both" => vec!["write", "read"],
         "write" => vec!["write"],
@@ -97,7 +118,26 @@ fn main() {
             );
         }
     }
+    if let Some((stop, h)) = background {
+        stop.store(true, Ordering::Relaxed);
+        let r = h.join().expect("background writers");
+        eprintln!("background writers: {} writes, {} errors", r.ops, r.errors);
+    }
+    // A leader that stepped down during the runs (check-quorum failing on slow followers) shows
+    // as a different leader or term.
+    eprintln!(
+        "leader at the end: {:?} (term at start {term_at_start:?})",
+        term_of(&leader)
+    );
     drop(cluster);
+}
+
+/// The term the node at `addr` reports, and whether it is leader.
+fn term_of(addr: &str) -> Option<(String, bool)> {
+    let st = Client::connect(addr)
+        .and_then(|mut c| c.call(json!({"op":"status"})))
+        .ok()?;
+    Some((st["term"].to_string(), st["role"] == "leader"))
 }
 
 fn find_leader(cluster: Option<&Cluster>, targets: &[String]) -> String {
@@ -121,6 +161,23 @@ fn find_leader(cluster: Option<&Cluster>, targets: &[String]) -> String {
 
 fn run(leader: &str, op: &str, clients: usize, duration: Duration, value_size: usize) -> RunResult {
     let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let timer = thread::spawn(move || {
+        thread::sleep(duration);
+        stop2.store(true, Ordering::Relaxed);
+    });
+    let r = run_until(leader, op, clients, &stop, value_size);
+    timer.join().expect("timer");
+    r
+}
+
+fn run_until(
+    leader: &str,
+    op: &str,
+    clients: usize,
+    stop: &Arc<AtomicBool>,
+    value_size: usize,
+) -> RunResult {
     let start = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|t| {
@@ -152,8 +209,6 @@ fn run(leader: &str, op: &str, clients: usize, duration: Duration, value_size: u
             })
         })
         .collect();
-    thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
     let mut r = RunResult {
         ops: 0,
         errors: 0,

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{call_leader, fast_flags, Client, Cluster};
+use support::{call_leader, fast_flags, free_port, Client, Cluster, Node};
 
 const T: Duration = Duration::from_secs(15);
 const WRITERS: usize = 4;
@@ -225,4 +225,27 @@ fn a_flipped_byte_mid_segment_refuses_to_start_with_a_clear_message() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
     cluster.assert_no_process_left();
+}
+
+/// A second process started on a data directory in use is refused with a clear error, and
+/// the first one is left alone.
+#[test]
+fn a_second_node_on_the_same_data_directory_is_refused() {
+    let cluster = Cluster::start("dir-lock", 1, &fast_flags());
+    cluster.wait_leader(Duration::from_secs(10));
+    let mut spec = cluster.nodes[0].spec.clone();
+    spec.client_port = free_port();
+    spec.peer_port = free_port();
+    spec.log_file = cluster.dir.join("second.log");
+    let mut second = Node::start(spec);
+    let status = second
+        .wait_exit(Duration::from_secs(10))
+        .expect("the second node kept running on a directory in use");
+    assert!(!status.success());
+    let log = second.log();
+    assert!(log.contains("in use by another process"), "{log}");
+    assert!(
+        cluster.nodes[0].is_running(),
+        "the first node was disturbed"
+    );
 }

@@ -79,6 +79,13 @@ pub struct Checker {
     append_acks: BTreeMap<NodeId, (Term, Index)>,
     /// The highest index of an acknowledged write.
     acked: Index,
+    /// The highest commit index any node has reached (every one is committed).
+    commit_max: Index,
+    /// The highest state index a completed read returned.
+    served_max: Index,
+    /// Which floors reads are checked against (all but in the tests that show what the
+    /// weaker checks miss).
+    pub(crate) read_check: ReadCheck,
     /// Events checked, and reads checked.
     pub events: u64,
     /// Reads served and checked.
@@ -149,6 +156,7 @@ impl Checker {
             }
         }
         self.last_commit.insert(st.id, st.commit);
+        self.commit_max = self.commit_max.max(st.commit);
         let was = self.last_role.insert(st.id, (st.role, st.term));
         if st.role != Role::Leader {
             return Ok(());
@@ -338,18 +346,73 @@ impl Checker {
         self.acked = self.acked.max(index);
     }
 
-    /// A read that began when writes through `floor` were acknowledged returned the state at
-    /// `served`: it must include them all (linearizability of ReadIndex reads).
+    /// What a read beginning now must see: every acknowledged write, every committed entry
+    /// (a ReadIndex read is served at a commit index confirmed after it began, and that is at
+    /// least every commit index reached before: thesis §6.4), and the state every completed
+    /// read returned (read-after-read; implied by the committed floor, checked on its own so
+    /// that a failure names it).
+    pub(crate) fn read_floor(&self) -> ReadFloor {
+        let check = self.read_check;
+        ReadFloor {
+            acked: self.acked,
+            committed: if check == ReadCheck::All {
+                self.commit_max
+            } else {
+                Index(0)
+            },
+            read: if check == ReadCheck::AckedWrites {
+                Index(0)
+            } else {
+                self.served_max
+            },
+        }
+    }
+
+    /// A read that began with `floor` returned the state at `served`: it must include
+    /// everything the floor names (linearizability of ReadIndex reads).
     pub(crate) fn on_read(
         &mut self,
         id: NodeId,
-        floor: Index,
+        floor: ReadFloor,
         served: Index,
     ) -> Result<(), Violation> {
         self.reads += 1;
-        if served < floor {
-            return self.fail(format!("stale read on {id}: state at {served}, but {floor} was acknowledged before the read"));
+        if served < floor.acked {
+            return self.fail(format!(
+                "stale read on {id}: state at {served}, but {} was acknowledged before the read",
+                floor.acked
+            ));
         }
+        if served < floor.read {
+            return self.fail(format!("stale read on {id}: state at {served}, but a read that completed before it began returned the state at {}", floor.read));
+        }
+        if served < floor.committed {
+            return self.fail(format!(
+                "stale read on {id}: state at {served}, but {} was committed before the read began",
+                floor.committed
+            ));
+        }
+        self.served_max = self.served_max.max(served);
         Ok(())
     }
+}
+
+/// Which floors the checker holds reads to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadCheck {
+    /// Every acknowledged write, every committed entry, every earlier read's state.
+    #[default]
+    All,
+    /// Acknowledged writes and earlier reads (read-after-read), not committed entries.
+    AckedWritesAndReads,
+    /// Acknowledged writes only: the checker before read-after-read and committed floors.
+    AckedWrites,
+}
+
+/// What a read must see, fixed when it begins ([`Checker::read_floor`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReadFloor {
+    acked: Index,
+    committed: Index,
+    read: Index,
 }

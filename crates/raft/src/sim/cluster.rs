@@ -1,7 +1,7 @@
 //! A simulated cluster: nodes, their disks and state machines, the event queue, and the
 //! controls that tests use.
 
-use super::checker::{payload_hash, Checker, Violation};
+use super::checker::{payload_hash, Checker, ReadCheck, ReadFloor, Violation};
 use super::{mix, Network};
 use crate::types::{Entry, EntryPayload, HardState, Index, NodeId, Snapshot, Term};
 use crate::{ApplyTask, Config, Message, MessageBody, PersistTask, RawNode, Ready, Restored};
@@ -32,11 +32,35 @@ pub struct SimConfig {
     /// Each node's [`Config::max_entries_per_msg`]. Small values split the log into several
     /// AppendEntries, which exposes commit-rule bugs (paper Figure 8) that batching hides.
     pub max_entries_per_msg: usize,
-    /// Asynchronous storage writes ([`RawNode::advance_async`]): each node has a disk queue
-    /// that a simulated disk writer flushes after a random delay (group commit: everything
-    /// queued, then the persisted report, then the held messages); a crash loses the queue.
-    /// Application stays immediate.
+    /// Asynchronous storage writes ([`RawNode::advance_async`]), modelled on raftkv's write
+    /// path: each node has a disk queue that a simulated disk writer takes after a random
+    /// delay (group commit) and writes **part by part** (term and vote, snapshot, entries, a
+    /// compaction), each part a separate event, so a crash can land between the parts of one
+    /// batch; then the persisted report, then the held messages. A crash loses what is queued
+    /// and the parts not yet written. Committed entries go to an applier queue that lags by a
+    /// random delay, so compactions race leaders' snapshots.
     pub async_storage: bool,
+    /// The order in which the simulated disk writer writes a batch's parts (asynchronous
+    /// mode).
+    pub write_order: WriteOrder,
+    /// Asynchronous mode: the probability that the process dies just before each part a disk
+    /// writer writes (it restarts a little later), so that crashes land inside batches.
+    pub crash_mid_write: f64,
+    /// Which floors reads are checked against; weaker ones only to show what they miss.
+    pub read_check: ReadCheck,
+}
+
+/// How a simulated disk writer orders the parts of one batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriteOrder {
+    /// Term and vote, then the snapshot, then the entries, with a commit index that does not
+    /// cover what the rest of the batch replaces: raftkv's rule (`storage/batch.rs`).
+    #[default]
+    TermFirst,
+    /// PLANTED: snapshot, entries, then term and vote, the order raftkv used before. A crash
+    /// between leaves an entry whose term is above the durable term, and the node never
+    /// restarts.
+    EntriesFirst,
 }
 
 impl SimConfig {
@@ -52,6 +76,9 @@ impl SimConfig {
             raft: |_| {},
             max_entries_per_msg: 64,
             async_storage: false,
+            write_order: WriteOrder::TermFirst,
+            crash_mid_write: 0.0,
+            read_check: ReadCheck::All,
         }
     }
 }
@@ -62,8 +89,26 @@ enum Event {
     Deliver(usize, Message),
     Ready(usize),
     Restart(usize),
-    /// The disk writer of node `i` (in incarnation `.1`) flushes its queue.
+    /// The disk writer of node `i` (in incarnation `.1`) takes its queue.
     Flush(usize, u64),
+    /// The disk writer of node `i` (in incarnation `.1`) writes the next part of its batch.
+    DiskStep(usize, u64),
+    /// The applier of node `i` (in incarnation `.1`) applies what is queued.
+    Apply(usize, u64),
+    /// The applier's snapshot of node `i` (in incarnation `.1`) through `.2` reaches the core.
+    Compact(usize, u64, Index, Vec<u8>),
+}
+
+/// One part of a batch the simulated disk writer is writing.
+#[derive(Debug)]
+enum DiskPart {
+    HardState(HardState),
+    Snapshot(Snapshot),
+    /// Entries, and the node's term when they were handed out (for the checker).
+    Entries(Vec<Entry>, Term),
+    Compact(Snapshot),
+    /// Everything before is durable: report it and release the tasks' messages.
+    Release(Vec<PersistTask>),
 }
 
 /// A write queued for a simulated disk writer (asynchronous mode).
@@ -166,8 +211,8 @@ impl StateMachine {
 #[derive(Clone, Debug)]
 struct PendingRead {
     ctx: u64,
-    /// Writes acknowledged when the read began.
-    floor: Index,
+    /// What the read must see, fixed when it began.
+    floor: ReadFloor,
     /// Set once the ReadState arrived: serve when applied reaches it.
     index: Option<Index>,
 }
@@ -183,9 +228,17 @@ struct Slot {
     reads: Vec<PendingRead>,
     ready_scheduled: bool,
     incarnation: u64,
-    /// Asynchronous mode: writes not yet flushed (lost on a crash), and whether a flush is due.
+    /// Asynchronous mode: writes not yet taken by the disk writer (lost on a crash), and
+    /// whether a flush is scheduled or in progress.
     disk_queue: VecDeque<DiskOp>,
     flush_scheduled: bool,
+    /// Asynchronous mode: the parts of the batch being written (lost on a crash).
+    writing: VecDeque<DiskPart>,
+    /// Asynchronous mode: work for the lagging applier, and whether it is due.
+    apply_queue: VecDeque<ApplyTask>,
+    apply_scheduled: bool,
+    /// Asynchronous mode: a snapshot of the applier is on its way to the core.
+    compacting: bool,
     /// The highest commit index of this node checked to be durable on a majority.
     checked_commit: Index,
 }
@@ -212,6 +265,10 @@ pub struct Cluster {
     pub sent_by_kind: BTreeMap<&'static str, u64>,
     /// Acknowledged writes: (command, index).
     pub acked: Vec<(u64, Index)>,
+    /// Crashes that landed between two parts of a batch being written.
+    pub torn_writes: u64,
+    /// Applier snapshots that reached the core after a leader's newer snapshot.
+    pub compaction_races: u64,
     next_ctx: u64,
 }
 
@@ -219,6 +276,8 @@ impl Cluster {
     /// Starts `cfg.nodes` fresh nodes on a reliable network.
     pub fn new(cfg: SimConfig) -> Cluster {
         let rng = SmallRng::seed_from_u64(cfg.seed);
+        let mut checker = Checker::new();
+        checker.read_check = cfg.read_check;
         let mut c = Cluster {
             slots: Vec::new(),
             net: Network::reliable(),
@@ -226,12 +285,14 @@ impl Cluster {
             seq: 0,
             now: 0,
             rng,
-            checker: Checker::new(),
+            checker,
             messages_sent: 0,
             disconnected: vec![false; cfg.nodes],
             trace: false,
             sent_by_kind: BTreeMap::new(),
             acked: Vec::new(),
+            torn_writes: 0,
+            compaction_races: 0,
             next_ctx: 1,
             cfg,
         };
@@ -247,10 +308,14 @@ impl Cluster {
                 incarnation: 0,
                 disk_queue: VecDeque::new(),
                 flush_scheduled: false,
+                writing: VecDeque::new(),
+                apply_queue: VecDeque::new(),
+                apply_scheduled: false,
+                compacting: false,
                 checked_commit: Index(0),
             };
             c.slots.push(slot);
-            c.start(i);
+            c.start(i).expect("a fresh node starts");
             // Nodes tick with independent phases, as real clocks would.
             let phase = c.rng.random_range(0..c.cfg.tick_ms);
             c.schedule(phase, Event::Tick(i));
@@ -297,7 +362,9 @@ impl Cluster {
         }));
     }
 
-    fn start(&mut self, i: usize) {
+    /// Starts node `i` from its disk; a disk the core refuses is a violation (the node could
+    /// never start again).
+    fn start(&mut self, i: usize) -> Result<(), Violation> {
         if self.trace {
             eprintln!(
                 "{:>6} start {} from {:?}",
@@ -322,8 +389,17 @@ impl Cluster {
             .snapshot
             .as_ref()
             .map_or_else(StateMachine::default, |s| StateMachine::decode(&s.data));
-        slot.node = Some(RawNode::new(config, restored).expect("durable state is consistent"));
+        match RawNode::new(config, restored) {
+            Ok(node) => slot.node = Some(node),
+            Err(e) => {
+                return Err(Violation {
+                    time_ms: self.now,
+                    what: format!("{} cannot restart from its disk: {e}", slot.id),
+                })
+            }
+        }
         self.checker.on_restart(slot.id);
+        Ok(())
     }
 
     /// Crashes node `i`: everything not persisted is lost, as are its clients' pending
@@ -339,6 +415,10 @@ impl Cluster {
         slot.ready_scheduled = false;
         slot.disk_queue.clear();
         slot.flush_scheduled = false;
+        slot.writing.clear();
+        slot.apply_queue.clear();
+        slot.apply_scheduled = false;
+        slot.compacting = false;
     }
 
     /// Crashes node `i` and restarts it `after_ms` later (a process reboot), so that messages
@@ -351,7 +431,7 @@ impl Cluster {
     /// Restarts a crashed node `i` from its disk.
     pub fn restart(&mut self, i: usize) -> Result<(), Violation> {
         if self.slots[i].node.is_none() {
-            self.start(i);
+            self.start(i)?;
             self.after(i)?;
         }
         Ok(())
@@ -399,11 +479,25 @@ impl Cluster {
         }
     }
 
+    /// Asks node `i` to hand leadership to node `to` (positions); false if it is down or
+    /// refused (not leader).
+    pub fn transfer_leader(&mut self, i: usize, to: usize) -> Result<bool, Violation> {
+        let to = self.slots[to].id;
+        let Some(node) = self.slots[i].node.as_mut() else {
+            return Ok(false);
+        };
+        if node.transfer_leader(to).is_err() {
+            return Ok(false);
+        }
+        self.after(i)?;
+        Ok(true)
+    }
+
     /// Starts a ReadIndex read at node `i`; false if it is down or refused.
     pub fn read(&mut self, i: usize) -> Result<bool, Violation> {
         let ctx = self.next_ctx;
         self.next_ctx += 1;
-        let floor = self.checker.acked();
+        let floor = self.checker.read_floor();
         let Some(node) = self.slots[i].node.as_mut() else {
             return Ok(false);
         };
@@ -467,8 +561,34 @@ impl Cluster {
                 if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
                     return Ok(());
                 }
-                self.slots[i].flush_scheduled = false;
                 self.flush(i)?;
+                self.after(i)
+            }
+            Event::DiskStep(i, incarnation) => {
+                if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.disk_step(i)?;
+                if self.slots[i].node.is_some() {
+                    self.after(i)?;
+                }
+                Ok(())
+            }
+            Event::Compact(i, incarnation, index, data) => {
+                if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.compact_async(i, index, data)?;
+                self.after(i)
+            }
+            Event::Apply(i, incarnation) => {
+                if self.slots[i].node.is_none() || self.slots[i].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.slots[i].apply_scheduled = false;
+                while let Some(task) = self.slots[i].apply_queue.pop_front() {
+                    self.apply(i, task)?;
+                }
                 self.after(i)
             }
         }
@@ -539,12 +659,21 @@ impl Cluster {
             let rd = node.ready();
             let work = node.advance_async(rd);
             for m in work.send_now {
-                self.send(i, m);
+                self.send(i, m)?;
             }
             if !work.persist.is_empty() {
                 self.enqueue(i, DiskOp::Persist(work.persist, term));
             }
-            self.apply(i, work.apply)?;
+            if !work.apply.is_empty() {
+                let slot = &mut self.slots[i];
+                slot.apply_queue.push_back(work.apply);
+                if !slot.apply_scheduled {
+                    slot.apply_scheduled = true;
+                    let incarnation = slot.incarnation;
+                    let delay = self.rng.random_range(0..=4);
+                    self.schedule(delay, Event::Apply(i, incarnation));
+                }
+            }
         }
         Ok(())
     }
@@ -560,49 +689,129 @@ impl Cluster {
         }
     }
 
-    /// The simulated disk writer: everything queued, then the report, then the messages.
+    /// The simulated disk writer takes everything queued and splits it into parts, written one
+    /// per event ([`Cluster::disk_step`]).
     fn flush(&mut self, i: usize) -> Result<(), Violation> {
         let ops: Vec<DiskOp> = self.slots[i].disk_queue.drain(..).collect();
+        let order = self.cfg.write_order;
+        let mut parts = VecDeque::new();
         let mut tasks = Vec::new();
+        // The commit index of the durable hard state, as it will be when each part is written.
+        let mut durable_commit = self.slots[i].disk.hard_state.commit;
         for op in ops {
             match op {
-                DiskOp::Persist(t, term) => tasks.push((t, term)),
+                DiskOp::Persist(t, term) => {
+                    let hs = t.hard_state().cloned();
+                    let snap = t.snapshot().cloned();
+                    let entries = t.entries().to_vec();
+                    let first = entries.first().map(|e| e.index);
+                    match order {
+                        WriteOrder::TermFirst => {
+                            if let Some(mut hs) = hs {
+                                // Do not let the commit cover what the rest replaces.
+                                hs.commit = match (&snap, first) {
+                                    (Some(_), _) => hs.commit.min(durable_commit),
+                                    (None, Some(f)) => hs.commit.min(f.prev()),
+                                    (None, None) => hs.commit,
+                                };
+                                durable_commit = hs.commit;
+                                parts.push_back(DiskPart::HardState(hs));
+                            }
+                            parts.extend(snap.map(DiskPart::Snapshot));
+                            if !entries.is_empty() {
+                                parts.push_back(DiskPart::Entries(entries, term));
+                            }
+                        }
+                        WriteOrder::EntriesFirst => {
+                            parts.extend(snap.map(DiskPart::Snapshot));
+                            if !entries.is_empty() {
+                                parts.push_back(DiskPart::Entries(entries, term));
+                            }
+                            if let Some(hs) = hs {
+                                durable_commit = hs.commit;
+                                parts.push_back(DiskPart::HardState(hs));
+                            }
+                        }
+                    }
+                    tasks.push(t);
+                }
                 DiskOp::Compact(snapshot) => {
-                    self.flush_tasks(i, std::mem::take(&mut tasks))?;
-                    let id = self.slots[i].id;
-                    let index = snapshot.meta.index;
-                    self.slots[i].disk.compact(snapshot);
-                    self.checker.on_snapshot(id, index, false)?;
+                    // raftkv's writer syncs and reports what came before a compaction first.
+                    if !tasks.is_empty() {
+                        parts.push_back(DiskPart::Release(std::mem::take(&mut tasks)));
+                    }
+                    parts.push_back(DiskPart::Compact(snapshot));
                 }
             }
         }
-        self.flush_tasks(i, tasks)
+        if !tasks.is_empty() {
+            parts.push_back(DiskPart::Release(tasks));
+        }
+        self.slots[i].writing = parts;
+        self.disk_step(i)
     }
 
-    fn flush_tasks(&mut self, i: usize, tasks: Vec<(PersistTask, Term)>) -> Result<(), Violation> {
-        if tasks.is_empty() {
+    /// Writes the next part of node `i`'s batch (or, by chance, kills the node first), and
+    /// schedules the part after it.
+    fn disk_step(&mut self, i: usize) -> Result<(), Violation> {
+        if self.slots[i].writing.is_empty() {
+            return self.after_batch(i);
+        }
+        if self.cfg.crash_mid_write > 0.0 && self.rng.random_bool(self.cfg.crash_mid_write) {
+            self.torn_writes += 1;
+            let after = self.rng.random_range(10..=300);
+            self.reboot(i, after);
             return Ok(());
         }
-        let terms: Vec<Term> = tasks.iter().map(|(_, t)| *t).collect();
-        let tasks: Vec<PersistTask> = tasks.into_iter().map(|(t, _)| t).collect();
-        let mut report = None;
-        let mut out = Vec::new();
-        PersistTask::persist_then_send(
-            tasks,
-            |tasks| {
-                for (t, term) in tasks.iter().zip(terms) {
-                    self.persist_parts(i, t.snapshot(), t.entries(), t.hard_state(), term)?;
+        let part = self.slots[i].writing.pop_front().expect("not empty");
+        let id = self.slots[i].id;
+        match part {
+            DiskPart::HardState(hs) => self.slots[i].disk.hard_state = hs,
+            DiskPart::Snapshot(s) => self.persist_parts(i, Some(&s), &[], None, Term(0))?,
+            DiskPart::Entries(entries, term) => {
+                self.persist_parts(i, None, &entries, None, term)?
+            }
+            DiskPart::Compact(snapshot) => {
+                let index = snapshot.meta.index;
+                self.slots[i].disk.compact(snapshot);
+                self.checker.on_snapshot(id, index, false)?;
+            }
+            DiskPart::Release(tasks) => {
+                let mut report = None;
+                let mut out = Vec::new();
+                PersistTask::persist_then_send(
+                    tasks,
+                    // Written part by part above.
+                    |_| Ok::<(), Violation>(()),
+                    |p| report = Some(p),
+                    |m| out.push(m),
+                )?;
+                if let Some(p) = report {
+                    self.slots[i].node.as_mut().expect("up").on_persisted(p);
                 }
-                Ok(())
-            },
-            |p| report = Some(p),
-            |m| out.push(m),
-        )?;
-        if let Some(p) = report {
-            self.slots[i].node.as_mut().expect("up").on_persisted(p);
+                for m in out {
+                    self.send(i, m)?;
+                }
+            }
         }
-        for m in out {
-            self.send(i, m);
+        if self.slots[i].writing.is_empty() {
+            return self.after_batch(i);
+        }
+        let incarnation = self.slots[i].incarnation;
+        let delay = self.rng.random_range(0..=2);
+        self.schedule(delay, Event::DiskStep(i, incarnation));
+        Ok(())
+    }
+
+    /// The batch is written: take the next one if writes queued up meanwhile.
+    fn after_batch(&mut self, i: usize) -> Result<(), Violation> {
+        let slot = &mut self.slots[i];
+        slot.flush_scheduled = false;
+        if !slot.disk_queue.is_empty() {
+            slot.flush_scheduled = true;
+            let incarnation = slot.incarnation;
+            let delay = self.rng.random_range(0..=6);
+            self.schedule(delay, Event::Flush(i, incarnation));
         }
         Ok(())
     }
@@ -632,16 +841,40 @@ impl Cluster {
             return Ok(());
         };
         let slot = &mut self.slots[i];
-        let node = slot.node.as_mut().expect("up");
+        let node = slot.node.as_ref().expect("up");
         let applied = slot.sm.applied;
-        if applied.0 + 1 < node.first_index().0 + limit || applied <= node.first_index().prev() {
+        if slot.compacting || applied.0 + 1 < node.first_index().0 + limit {
             return Ok(());
         }
-        let data = slot.sm.encode();
-        node.compact(applied, data.clone())
-            .expect("compact at the applied index");
-        let meta = node.snapshot_meta().expect("just compacted").clone();
-        self.enqueue(i, DiskOp::Compact(Snapshot { meta, data }));
+        // As raftkv's applier does, the snapshot goes to the Raft thread as an event, so a
+        // leader's snapshot may be installed before the core gets to compact.
+        slot.compacting = true;
+        let (incarnation, data) = (slot.incarnation, slot.sm.encode());
+        // Serializing a large state takes a while.
+        let delay = self.rng.random_range(0..=50);
+        self.schedule(delay, Event::Compact(i, incarnation, applied, data));
+        Ok(())
+    }
+
+    /// The core compacts through `index` with the applier's snapshot, unless a leader's
+    /// snapshot got there first (counted in `compaction_races`).
+    fn compact_async(&mut self, i: usize, index: Index, data: Vec<u8>) -> Result<(), Violation> {
+        let slot = &mut self.slots[i];
+        slot.compacting = false;
+        let node = slot.node.as_mut().expect("up");
+        match node.compact(index, data.clone()) {
+            Ok(()) => {
+                let meta = node.snapshot_meta().expect("just compacted").clone();
+                self.enqueue(i, DiskOp::Compact(Snapshot { meta, data }));
+            }
+            Err(crate::Error::AlreadyCompacted(_)) => self.compaction_races += 1,
+            Err(e) => {
+                return Err(Violation {
+                    time_ms: self.now,
+                    what: format!("{} cannot compact through {index}: {e}", slot.id),
+                })
+            }
+        }
         Ok(())
     }
 
@@ -667,7 +900,7 @@ impl Cluster {
         let id = self.slots[i].id;
         self.persist(i, &rd)?;
         for m in std::mem::take(&mut rd.messages) {
-            self.send(i, m);
+            self.send(i, m)?;
         }
         if let Some(s) = &rd.snapshot {
             let sm = StateMachine::decode(&s.data);
@@ -739,7 +972,8 @@ impl Cluster {
         Ok(())
     }
 
-    fn send(&mut self, from: usize, m: Message) {
+    fn send(&mut self, from: usize, m: Message) -> Result<(), Violation> {
+        self.check_durable_before_send(from, &m)?;
         self.messages_sent += 1;
         *self.sent_by_kind.entry(m.body.kind()).or_default() += 1;
         if let MessageBody::AppendEntriesResponse {
@@ -752,12 +986,47 @@ impl Cluster {
         }
         let to = (m.to.0 - 1) as usize;
         if self.disconnected[from] || self.disconnected[to] {
-            return;
+            return Ok(());
         }
         let delays = self.net.fate(&mut self.rng, from, to);
         for d in delays {
             self.schedule(d, Event::Deliver(to, m.clone()));
         }
+        Ok(())
+    }
+
+    /// Figure 2's "update stable storage before responding", checked where it matters, at
+    /// send time: the sender's durable term is at least the message's (a pre-vote asks about a
+    /// term nobody holds yet), and a granted vote is the durable vote of its term.
+    fn check_durable_before_send(&self, from: usize, m: &Message) -> Result<(), Violation> {
+        let durable = &self.slots[from].disk.hard_state;
+        let pre_vote = matches!(
+            m.body,
+            MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { .. }
+        );
+        let what = if !pre_vote && durable.term < m.term {
+            format!(
+                "{} sent {} of {} with durable term {}",
+                m.from,
+                m.body.kind(),
+                m.term,
+                durable.term
+            )
+        } else if matches!(m.body, MessageBody::VoteResponse { granted: true })
+            && durable.term == m.term
+            && durable.vote != Some(m.to)
+        {
+            format!(
+                "{} granted its vote in {} to {} with durable vote {:?}",
+                m.from, m.term, m.to, durable.vote
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Violation {
+            time_ms: self.now,
+            what,
+        })
     }
 
     fn ack_proposals(&mut self, i: usize, e: &Entry) {

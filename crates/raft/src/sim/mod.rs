@@ -7,13 +7,16 @@
 //! election safety, log matching, leader completeness, state machine safety, that commit
 //! indexes never decrease, that no node overwrites log entries it acknowledged to its current
 //! term's leader, that snapshots hold committed state, that every index a node knows
-//! committed is durable on a majority, and that reads see every write acknowledged before they
-//! began.
+//! committed is durable on a majority, that every message leaves with its term (and a granted
+//! vote) durable, and that reads see every write acknowledged, every entry committed and the
+//! state every completed read returned before they began.
 //!
 //! With [`SimConfig::async_storage`] the nodes run in asynchronous-storage mode
-//! ([`crate::RawNode::advance_async`]): each has a disk queue that a simulated disk writer
-//! flushes after a random delay (everything queued, then the persisted report, then the held
-//! messages), and a crash loses the queue.
+//! ([`crate::RawNode::advance_async`]), modelled on raftkv's write path: each has a disk queue
+//! that a simulated disk writer takes after a random delay and writes part by part (term and
+//! vote, snapshot, entries: a batch is not atomic, and crashes land between its parts), then
+//! the persisted report, then the held messages; committed entries reach a lagging applier,
+//! whose compactions race leaders' snapshots. A crash loses what was not written.
 //!
 //! [`Cluster`] exposes the controls the scenario tests use (named after the MIT 6.5840 Raft
 //! tests); [`run_mixed`] is one seeded run of the mixed-fault scenario the seed sweep repeats, and
@@ -25,8 +28,8 @@ mod cluster;
 mod network;
 mod scenario;
 
-pub use checker::{Checker, Violation};
-pub use cluster::{Cluster, SimConfig};
+pub use checker::{Checker, ReadCheck, Violation};
+pub use cluster::{Cluster, SimConfig, WriteOrder};
 pub use network::Network;
 pub use scenario::{run_election_storm, run_mixed, MixedOptions, MixedReport};
 

@@ -2,7 +2,7 @@
 //! isolating the leader), loss, duplication, long delays, crashes and restarts, with clients
 //! writing and reading throughout; then everything heals and liveness is checked.
 
-use super::{Cluster, SimConfig, Violation};
+use super::{Cluster, ReadCheck, SimConfig, Violation, WriteOrder};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
@@ -15,8 +15,18 @@ pub struct MixedOptions {
     pub fault_ms: u64,
     /// Compact logs after this many applied entries (exercises InstallSnapshot).
     pub snapshot_after: Option<u64>,
-    /// Asynchronous storage writes (see [`SimConfig::async_storage`]).
+    /// Asynchronous storage writes (see [`SimConfig::async_storage`]), with crashes inside
+    /// batches being written.
     pub async_storage: bool,
+    /// The simulated disk writer's order (asynchronous mode; [`WriteOrder::EntriesFirst`] is
+    /// the planted durability bug).
+    pub write_order: WriteOrder,
+    /// PLANTED stale read (see [`crate::Config::planted_read_before_noop`]).
+    pub planted_read_before_noop: bool,
+    /// Which floors reads are checked against (see [`SimConfig::read_check`]).
+    pub read_check: ReadCheck,
+    /// Leadership transfers among the faults (a fifth of the fault events).
+    pub transfers: bool,
 }
 
 impl Default for MixedOptions {
@@ -26,6 +36,10 @@ impl Default for MixedOptions {
             fault_ms: 10_000,
             snapshot_after: Some(40),
             async_storage: false,
+            write_order: WriteOrder::TermFirst,
+            planted_read_before_noop: false,
+            read_check: ReadCheck::All,
+            transfers: false,
         }
     }
 }
@@ -43,6 +57,12 @@ pub struct MixedReport {
     pub reads: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Crashes that landed between two parts of a batch being written (asynchronous mode).
+    pub torn_writes: u64,
+    /// Applier snapshots that a leader's snapshot overtook (asynchronous mode).
+    pub compaction_races: u64,
+    /// Leadership transfers started.
+    pub transfers: u64,
     /// Virtual time at the end (faults plus recovery).
     pub end_ms: u64,
 }
@@ -53,26 +73,43 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
     cfg.snapshot_after = opts.snapshot_after;
     cfg.slow_disk = 0.2;
     cfg.async_storage = opts.async_storage;
+    cfg.write_order = opts.write_order;
+    cfg.read_check = opts.read_check;
+    if opts.async_storage {
+        cfg.crash_mid_write = 0.008;
+    }
     // Vary batching per seed: one entry per message exercises the commit rule hardest.
     cfg.max_entries_per_msg = [1, 2, 3, 64][(seed % 4) as usize];
     // A quarter of the seeds run classic Raft (no pre-vote, no check-quorum), where
     // split votes and disruptive candidates are common.
-    if (seed / 4) % 4 == 3 {
-        cfg.raft = |c| {
+    let classic = (seed / 4) % 4 == 3;
+    cfg.raft = match (classic, opts.planted_read_before_noop) {
+        (false, false) => |_| {},
+        (true, false) => |c| {
             c.pre_vote = false;
             c.check_quorum = false;
-        };
-    }
+        },
+        (false, true) => |c| c.planted_read_before_noop = true,
+        (true, true) => |c| {
+            c.pre_vote = false;
+            c.check_quorum = false;
+            c.planted_read_before_noop = true;
+        },
+    };
     let mut c = Cluster::new(cfg);
     let n = c.len();
     let mut cmd = seed << 20;
     let mut crashes = 0;
+    let mut transfers = 0;
     let mut next_fault = 0;
     while c.now() < opts.fault_ms {
         let step = c.rng().random_range(5..40);
         c.run_for(step)?;
         client_ops(&mut c, &mut cmd)?;
         if c.now() >= next_fault {
+            if opts.transfers && c.rng().random_bool(0.2) {
+                transfers += u64::from(transfer(&mut c)?);
+            }
             crashes += inject_fault(&mut c)?;
             next_fault = c.now() + c.rng().random_range(100..800);
         }
@@ -93,6 +130,9 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
         acked_writes: c.acked.len(),
         reads: c.checker().reads,
         crashes,
+        torn_writes: c.torn_writes,
+        compaction_races: c.compaction_races,
+        transfers,
         end_ms: c.now(),
     })
 }
@@ -121,6 +161,21 @@ fn client_ops(c: &mut Cluster, cmd: &mut u64) -> Result<(), Violation> {
 }
 
 /// One random fault (or repair). Returns the number of crashes injected.
+/// The newest leader hands over to a random other node.
+fn transfer(c: &mut Cluster) -> Result<bool, Violation> {
+    let Some(leader) = c
+        .leaders()
+        .into_iter()
+        .max_by_key(|&(_, t)| t)
+        .map(|(i, _)| i)
+    else {
+        return Ok(false);
+    };
+    let n = c.len();
+    let to = (leader + c.rng().random_range(1..n)) % n;
+    c.transfer_leader(leader, to)
+}
+
 fn inject_fault(c: &mut Cluster) -> Result<u64, Violation> {
     let n = c.len();
     let leader = c

@@ -13,7 +13,7 @@ use raft::{PersistTask, Snapshot};
 
 use super::Event;
 use crate::planted;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::transport::Outbox;
 use crate::{debug, error};
 
@@ -117,24 +117,20 @@ impl DiskWriter {
         PersistTask::persist_then_send(
             tasks,
             |tasks| {
-                let mut dirty = false;
+                // Each task is staged in the durable order (term and vote, snapshot, entries;
+                // see `storage::WriteBatch`), so a crash anywhere in the group leaves a state
+                // Raft accepts; one sync then covers the whole group.
                 for t in tasks {
-                    if let Some(s) = t.snapshot() {
-                        storage.save_snapshot(s)?;
-                    }
-                    if !t.entries().is_empty() {
-                        storage.append(t.entries())?;
-                        dirty = true;
-                    }
-                    if let Some(hs) = t.hard_state() {
-                        storage.set_hard_state(hs)?;
-                        dirty = true;
-                    }
+                    storage.stage(&WriteBatch {
+                        hard_state: t.hard_state(),
+                        snapshot: t.snapshot(),
+                        entries: t.entries(),
+                    })?;
                 }
                 // PLANTED(fx-lazy-log): the entries stay in memory until the next periodic
                 // sync, yet are reported durable below, and their messages sent. (Term and
-                // vote are durable already: `set_hard_state` fsyncs them itself.)
-                if dirty && !lazy {
+                // vote are durable already: staging writes them at once.)
+                if !lazy {
                     storage.sync()?;
                 }
                 Ok(())

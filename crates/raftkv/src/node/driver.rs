@@ -50,6 +50,8 @@ pub struct Parts {
     pub directory: ClientDirectory,
     pub voters: Vec<NodeId>,
     pub tick: Duration,
+    /// The shortest election timeout: how long a hand-over on SIGTERM may take at most.
+    pub election_timeout: Duration,
     /// The disk writer's queue.
     pub disk: Sender<DiskMsg>,
     /// The applier's queue.
@@ -65,6 +67,8 @@ pub struct Driver {
     role: Role,
     leader: Option<NodeId>,
     term: u64,
+    /// SIGTERM reached a leader: when the hand-over to another node gives up.
+    handover_until: Option<Instant>,
 }
 
 impl Driver {
@@ -76,6 +80,7 @@ impl Driver {
             term: st.term.0,
             p,
             reads: PendingReads::default(),
+            handover_until: None,
         }
     }
 
@@ -98,6 +103,11 @@ impl Driver {
                 match events.try_recv() {
                     Ok(ev) => outcome = outcome.or(self.handle(ev)),
                     Err(_) => break,
+                }
+            }
+            if let Flow::Stop = outcome {
+                if self.hand_over_first() {
+                    outcome = Flow::Continue;
                 }
             }
             match outcome {
@@ -295,6 +305,31 @@ impl Driver {
 
     /// Logs role, term and leader changes; on losing leadership, fails the reads that can no
     /// longer be confirmed.
+    /// On a planned stop of a leader, hands leadership over first (TimeoutNow, thesis §3.10),
+    /// so that the cluster does not wait an election timeout for a new leader. Returns whether
+    /// to keep running: until another node leads, or an election timeout has passed.
+    fn hand_over_first(&mut self) -> bool {
+        let now = Instant::now();
+        match self.handover_until {
+            None => {
+                let Some(to) = self.p.raw.most_caught_up_peer() else {
+                    return false;
+                };
+                if self.p.raw.transfer_leader(to).is_err() {
+                    return false;
+                }
+                info!("stopping: handing leadership to {}", node_name(to));
+                self.handover_until = Some(now + self.p.election_timeout);
+                true
+            }
+            Some(until) => {
+                let handed = self.role != Role::Leader
+                    && self.leader.is_some_and(|l| l != self.p.raw.status().id);
+                !handed && now < until
+            }
+        }
+    }
+
     fn observe_role(&mut self) {
         let st = self.p.raw.status();
         if st.role == self.role && st.leader == self.leader && st.term.0 == self.term {

@@ -261,6 +261,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         directory,
         voters,
         tick: cfg.tick,
+        election_timeout: cfg.tick * cfg.election_ticks,
         disk: disk_tx,
         applier: applier_tx,
     });

@@ -52,6 +52,13 @@ pub enum StorageError {
     /// the files, can tell what is durable.
     #[error("storage is unusable after an earlier I/O failure; restart to recover from disk")]
     Failed,
+    /// Another process (or another `Storage` in this one) has the data directory open.
+    #[error("data directory {} is in use by another process (it holds the lock on {}/LOCK); stop that process first", .dir.display(), .dir.display())]
+    Locked { dir: PathBuf },
+    /// Tests only: the write stopped at a crash point, as if the process had been killed.
+    #[cfg(test)]
+    #[error("simulated crash after: {0}")]
+    SimulatedCrash(&'static str),
 }
 
 /// Builds the `map_err` closure that attaches `path` to an `io::Error`.

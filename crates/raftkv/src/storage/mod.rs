@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! <data-dir>/
+//!   LOCK                              held (flock) while a process has the directory open
 //!   hardstate                         term, vote, commit            (blob, atomic replace)
 //!   snap/<index:020>-<term:020>.snap  the newest snapshot           (blob, atomic replace)
 //!   snap/*.snap.corrupt               a corrupt snapshot set aside by recovery (kept for study)
@@ -27,11 +28,16 @@
 //!
 //! # Durability
 //!
+//! - The node writes through [`Storage::write`] (or `stage` several, then one `sync`): a
+//!   [`WriteBatch`] of hard state, snapshot and entries, written in that order so that every
+//!   crash point leaves a state Raft accepts, and durable as a whole when the sync returns.
+//!   The rule and why it holds are in `batch.rs`; the kill-point test kills a writer
+//!   between every two steps of many batches.
 //! - `append` encodes into a memory buffer (written out when it exceeds `write_buffer_bytes`);
 //!   `sync` writes the buffer and issues one `fdatasync`: group commit. Nothing on the hot path
 //!   rewrites a file.
-//! - Term and vote are durable when `set_hard_state` returns. The commit index is stored only
-//!   when term or vote is written anyway: Raft treats it as volatile (paper Figure 2), a follower
+//! - Term and vote are durable as soon as a batch carrying them is staged. The commit index
+//!   is stored only when term or vote is written anyway: Raft treats it as volatile (paper Figure 2), a follower
 //!   re-learns it from the leader's next AppendEntries and a leader recomputes it once an entry
 //!   of its term is replicated, so a stale value only means re-applying entries after a restart.
 //!   On open it is clamped to `[snapshot index, last index]`, because the entries it pointed at
@@ -49,8 +55,8 @@
 //!   back to the older one (or to none) only if the log still holds every entry after it, which
 //!   loses nothing (the newer snapshot only summarised committed entries that are still there);
 //!   the corrupt file is renamed to `*.corrupt` and reported. Otherwise committed state would
-//!   be lost, so `open` fails with the snapshot's `Corrupt` error: wipe the data directory and
-//!   let the node catch up from the leader.
+//!   be lost, so `open` fails with the snapshot's `Corrupt` error (see "A node that will not
+//!   start" below).
 //! - What `open` repaired is returned in [`Recovered::repairs`] for the node to log.
 //! - Replacing a conflicting suffix is crash-safe: the cut is durable before any new record is
 //!   written, and `prev_term` catches a stale entry that would follow its replacement (the
@@ -58,8 +64,8 @@
 //!
 //! # For the caller
 //!
-//! - Persist before answering: `append` + `sync` before acknowledging entries; `set_hard_state`
-//!   (durable on return) before granting a vote or acting on a new term.
+//! - Persist before answering: `write` (or `stage` + `sync`) before acknowledging entries,
+//!   granting a vote or acting on a new term.
 //! - An `Io` error from a write path poisons the storage (`Failed` from then on): the node
 //!   should stop, and a restart re-reads what is really on disk.
 //! - `Corrupt` from `open`: refuse to start and print the error (it names file and offset).
@@ -70,8 +76,18 @@
 //! write, so a torn tail is a prefix cut. After a power failure the unsynced tail can also
 //! have holes (a later page reached the disk, an earlier one did not); recovery then finds a
 //! bad record with a valid one after it and refuses to start rather than guess, although no
-//! acknowledged entry was lost. Wiping the node's data directory recovers it from the leader.
+//! acknowledged entry was lost.
+//!
+//! # A node that will not start
+//!
+//! Do not wipe its data directory (or restore an old copy) and restart it under the same id:
+//! it would forget its vote, and could vote twice in one term (two leaders), and the entries it
+//! acknowledged, which may be all that made them committed (lost writes). The safe procedure
+//! is to remove the member from the cluster and add it back as a new member with an empty
+//! directory, which needs membership changes. raftkv does not have them yet, so until then
+//! leave the node down: the cluster serves as long as a majority is up.
 
+mod batch;
 mod blob;
 mod error;
 mod hard_state;
@@ -88,6 +104,7 @@ mod tests;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+pub use batch::WriteBatch;
 pub use error::StorageError;
 pub use recover::Repair;
 
@@ -98,6 +115,7 @@ use types::{Entry, HardState, Index, Snapshot, Term};
 
 const LOG_DIR: &str = "log";
 const SNAP_DIR: &str = "snap";
+const LOCK_FILE: &str = "LOCK";
 
 /// Tuning knobs; `Default` suits the node.
 #[derive(Debug, Clone)]
@@ -161,6 +179,34 @@ pub struct Storage {
     hard_state: HardState,
     /// Set after an I/O failure in a write path: the kernel's view of our files is unknown.
     failed: bool,
+    /// The open `LOCK` file; its exclusive lock keeps a second process off the directory
+    /// for as long as this one holds it (released by the kernel however the process ends).
+    _lock: File,
+    /// Tests: the number of write steps still allowed before a simulated process death.
+    #[cfg(test)]
+    crash_after: Option<usize>,
+    /// Tests: the order in which a batch's parts are written.
+    #[cfg(test)]
+    order: batch::WriteOrder,
+}
+
+/// Takes the exclusive lock on `dir/LOCK`: two processes writing one log would interleave
+/// records and corrupt it, and nothing else would tell them apart.
+fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StorageError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    }
 }
 
 impl Storage {
@@ -174,6 +220,7 @@ impl Storage {
         for d in [dir, &log_dir, &snap_dir] {
             fs::create_dir_all(d).map_err(io_err(d))?;
         }
+        let lock = lock_dir(dir)?;
         // Make the directories themselves durable, or a crash could lose them with their files.
         sync_dir(dir)?;
         match dir.parent() {
@@ -224,6 +271,11 @@ impl Storage {
             snapshot: snap_id,
             hard_state: hard_state.clone(),
             failed: false,
+            _lock: lock,
+            #[cfg(test)]
+            crash_after: None,
+            #[cfg(test)]
+            order: batch::WriteOrder::default(),
         };
         hard_state.commit = hard_state
             .commit
@@ -241,8 +293,10 @@ impl Storage {
 
     /// Appends `entries` (consecutive indexes), first removing every stored entry with an
     /// index at or above `entries[0].index` (a conflicting suffix, Raft §5.3). Buffered: the
-    /// entries are durable only after the next [`Storage::sync`].
-    pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+    /// entries are durable only after the next [`Storage::sync`]. The node writes through
+    /// [`Storage::write`]; this and `set_hard_state` are its steps, for the tests.
+    #[cfg(test)]
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         self.check_usable()?;
         let result = self.append_inner(entries);
         self.poison_on_io_error(result)
@@ -250,14 +304,11 @@ impl Storage {
 
     /// Stores the hard state. When term or vote changed it is durable on return; a change of
     /// commit alone stays in memory until the next write (see the module docs for why).
-    pub fn set_hard_state(&mut self, hs: &HardState) -> Result<(), StorageError> {
+    #[cfg(test)]
+    fn set_hard_state(&mut self, hs: &HardState) -> Result<(), StorageError> {
         self.check_usable()?;
-        if hs.term != self.hard_state.term || hs.vote != self.hard_state.vote {
-            let result = hard_state::save(&self.dir, hs);
-            self.poison_on_io_error(result)?;
-        }
-        self.hard_state = hs.clone();
-        Ok(())
+        let result = self.save_term_and_vote(hs, None);
+        self.poison_on_io_error(result)
     }
 
     /// Makes every entry appended since the last sync durable, with one fdatasync (plus a
@@ -277,6 +328,11 @@ impl Storage {
     /// deterministic, so it is the same state); an older index is `StaleSnapshot`.
     pub fn save_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
         self.check_usable()?;
+        let result = self.save_snapshot_checked(snap);
+        self.poison_on_io_error(result)
+    }
+
+    fn save_snapshot_checked(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
         if (snap.meta.index.0, snap.meta.term.0) == self.snapshot && self.snapshot.0 > 0 {
             return Ok(());
         }
@@ -286,8 +342,7 @@ impl Storage {
                 current: self.snapshot.0,
             });
         }
-        let result = self.save_snapshot_inner(snap);
-        self.poison_on_io_error(result)
+        self.save_snapshot_inner(snap)
     }
 
     /// The index of the last entry (the snapshot's index when the log after it is empty).
@@ -338,6 +393,27 @@ impl Storage {
             self.failed = true;
         }
         result
+    }
+
+    /// A point between two steps of a write at which a test may make the process "die": the
+    /// step returns `SimulatedCrash` and the test drops the storage, so what the kernel was
+    /// handed stays and what was only in memory is lost, as after SIGKILL.
+    #[cfg(test)]
+    fn crash_point(&mut self, what: &'static str) -> Result<(), StorageError> {
+        match self.crash_after {
+            Some(0) => Err(StorageError::SimulatedCrash(what)),
+            Some(n) => {
+                self.crash_after = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn crash_point(&mut self, _what: &'static str) -> Result<(), StorageError> {
+        Ok(())
     }
 
     /// Position in `segments` of the segment that holds (or would hold) `index`.

@@ -101,19 +101,21 @@ impl Storage {
             self.file
                 .set_len(at)
                 .map_err(io_err(&self.segments[k].path))?;
+            self.crash_point("active segment cut")?;
             self.file
                 .sync_data()
                 .map_err(io_err(&self.segments[k].path))?;
             self.flushed = at;
             self.synced_len = at;
             self.unsynced = false;
-            return Ok(());
+            return self.crash_point("cut synced");
         }
         self.buf.clear();
         while self.segments.len() > k + 1 {
             if let Some(seg) = self.segments.pop() {
                 fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
                 sync_dir(&self.log_dir)?;
+                self.crash_point("later segment removed")?;
             }
         }
         let seg = &mut self.segments[k];
@@ -126,7 +128,7 @@ impl Storage {
         self.synced_len = at;
         self.unsynced = false;
         self.dir_unsynced = false;
-        Ok(())
+        self.crash_point("segment cut and synced")
     }
 
     /// Starts a new segment if the active one is full and wholly synced. Rolling only after a
@@ -149,7 +151,7 @@ impl Storage {
         self.segments.push(seg);
         self.unsynced = true;
         self.dir_unsynced = true;
-        Ok(())
+        self.crash_point("segment created")
     }
 
     /// Hands the buffer to the kernel (no fsync).
@@ -162,7 +164,7 @@ impl Storage {
         self.flushed += self.buf.len() as u64;
         self.buf.clear();
         self.unsynced = true;
-        Ok(())
+        self.crash_point("records written")
     }
 
     pub(super) fn sync_inner(&mut self) -> Result<(), StorageError> {
@@ -172,10 +174,12 @@ impl Storage {
             self.file.sync_data().map_err(io_err(path))?;
             self.synced_len = self.flushed;
             self.unsynced = false;
+            self.crash_point("segment synced")?;
         }
         if self.dir_unsynced {
             sync_dir(&self.log_dir)?;
             self.dir_unsynced = false;
+            self.crash_point("log directory synced")?;
         }
         Ok(())
     }
@@ -184,6 +188,7 @@ impl Storage {
         let (index, term) = (snap.meta.index.0, snap.meta.term.0);
         let keep_log = self.term(snap.meta.index) == Some(snap.meta.term);
         let path = snapshot_file::save(&self.snap_dir, snap)?;
+        self.crash_point("snapshot saved")?;
         if keep_log {
             // Oldest first, never the active segment; recovery tolerates any subset of these
             // unlinks because the gaps they leave lie below the snapshot.
@@ -191,8 +196,9 @@ impl Storage {
                 .iter()
                 .take_while(|s| s.end() <= index + 1)
                 .count();
-            for seg in self.segments.drain(..covered) {
+            for seg in self.segments.drain(..covered).collect::<Vec<_>>() {
                 fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+                self.crash_point("covered segment removed")?;
             }
             if covered > 0 {
                 sync_dir(&self.log_dir)?;
@@ -204,10 +210,12 @@ impl Storage {
             while let Some(seg) = self.segments.pop() {
                 fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
                 sync_dir(&self.log_dir)?;
+                self.crash_point("conflicting segment removed")?;
             }
             let (file, seg) = segment::create(&self.log_dir, index + 1)?;
             file.sync_data().map_err(io_err(&seg.path))?;
             sync_dir(&self.log_dir)?;
+            self.crash_point("fresh segment created")?;
             self.file = file;
             self.flushed = seg.len;
             self.synced_len = seg.len;

@@ -2,6 +2,10 @@
 //! (postcard-encoded). The length is checked against a limit *before* anything is read, and
 //! the payload buffer grows only as bytes actually arrive, so a garbage length cannot make
 //! the node allocate.
+//!
+//! A peer message larger than one frame (an InstallSnapshot of a large KV state) is sent in
+//! chunks ([`encode_message`], [`read_message`]): every frame but the last has the top bit of
+//! its length set ([`MORE`]), and the receiver joins the payloads, up to [`MAX_MESSAGE`].
 
 use std::io::{self, Read, Write};
 
@@ -11,6 +15,12 @@ use serde::Serialize;
 /// Largest frame payload accepted or sent: 128 MiB. A Raft message carries at most
 /// `max_bytes_per_msg` of entries, but an InstallSnapshot carries the whole KV state.
 pub const MAX_FRAME: usize = 128 << 20;
+
+/// Largest peer message, sent as several frames when it exceeds one: 1 GiB.
+pub const MAX_MESSAGE: usize = 1 << 30;
+
+/// Set in a frame's length: more chunks of the same message follow.
+pub const MORE: u32 = 1 << 31;
 
 /// What can go wrong reading or writing a frame. Every variant ends the connection.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +108,84 @@ pub fn read_raw_frame<R: Read>(r: &mut R, max: usize) -> Result<Option<Vec<u8>>,
     Ok(Some(payload))
 }
 
+/// Encodes `msg` into `out` as one frame, or as chunks of at most `max_frame` bytes when it is
+/// larger (up to `max_message`).
+pub fn encode_message<T: Serialize>(
+    msg: &T,
+    out: &mut Vec<u8>,
+    max_frame: usize,
+    max_message: usize,
+) -> Result<(), FrameError> {
+    let payload = postcard::to_allocvec(msg).map_err(FrameError::Encode)?;
+    if payload.len() > max_message {
+        return Err(FrameError::TooLarge {
+            len: payload.len(),
+            max: max_message,
+        });
+    }
+    let mut chunks = payload.chunks(max_frame.max(1)).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&0u32.to_be_bytes());
+    }
+    while let Some(chunk) = chunks.next() {
+        let more = if chunks.peek().is_some() { MORE } else { 0 };
+        out.extend_from_slice(&(chunk.len() as u32 | more).to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+    Ok(())
+}
+
+/// Reads one message written by [`encode_message`]: its frames joined and decoded. `Ok(None)`
+/// is a clean end of stream between messages.
+pub fn read_message<R: Read, T: DeserializeOwned>(
+    r: &mut R,
+    max_frame: usize,
+    max_message: usize,
+) -> Result<Option<T>, FrameError> {
+    let mut joined: Vec<u8> = Vec::new();
+    loop {
+        let mut header = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            match r.read(&mut header[got..]) {
+                Ok(0) if got == 0 && joined.is_empty() => return Ok(None),
+                Ok(0) => return Err(FrameError::Truncated { got, want: 4 }),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let word = u32::from_be_bytes(header);
+        let (len, more) = ((word & !MORE) as usize, word & MORE != 0);
+        if len > max_frame {
+            return Err(FrameError::TooLarge {
+                len,
+                max: max_frame,
+            });
+        }
+        if joined.len() + len > max_message {
+            return Err(FrameError::TooLarge {
+                len: joined.len() + len,
+                max: max_message,
+            });
+        }
+        let start = joined.len();
+        joined.reserve(len.min(64 << 10));
+        let got = r.take(len as u64).read_to_end(&mut joined)?;
+        if got < len {
+            return Err(FrameError::Truncated {
+                got: joined.len() - start,
+                want: len,
+            });
+        }
+        if !more {
+            return postcard::from_bytes(&joined)
+                .map(Some)
+                .map_err(FrameError::Decode);
+        }
+    }
+}
+
 /// Reads and decodes one frame. `Ok(None)` is a clean end of stream between frames.
 pub fn read_frame<R: Read, T: DeserializeOwned>(
     r: &mut R,
@@ -133,6 +221,53 @@ mod tests {
             out.push(m);
         }
         out
+    }
+
+    #[test]
+    fn a_message_larger_than_a_frame_goes_in_chunks_and_comes_back_whole() {
+        let big = Msg::Data {
+            bytes: (0..10_000u32).map(|i| (i % 251) as u8).collect(),
+            note: "snapshot".into(),
+        };
+        let mut buf = Vec::new();
+        for m in [&Msg::Ping(1), &big, &Msg::Ping(2)] {
+            encode_message(m, &mut buf, 1000, 1 << 20).unwrap();
+        }
+        // 10 KB in 1000-byte chunks: at least 10 frames, all but the last flagged.
+        let mut flagged = 0;
+        for w in buf.windows(4) {
+            flagged += usize::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]) == (1000 | MORE));
+        }
+        assert!(flagged >= 10, "{flagged} chunk headers");
+        let mut r = Cursor::new(buf);
+        let mut out = Vec::new();
+        while let Some(m) = read_message::<_, Msg>(&mut r, 1000, 1 << 20).unwrap() {
+            out.push(m);
+        }
+        assert_eq!(out, vec![Msg::Ping(1), big, Msg::Ping(2)]);
+    }
+
+    #[test]
+    fn chunks_beyond_the_message_limit_or_cut_short_are_refused() {
+        let big = Msg::Data {
+            bytes: vec![7; 5000],
+            note: String::new(),
+        };
+        let mut buf = Vec::new();
+        assert!(matches!(
+            encode_message(&big, &mut buf, 1000, 4000),
+            Err(FrameError::TooLarge { .. })
+        ));
+        encode_message(&big, &mut buf, 1000, 1 << 20).unwrap();
+        let r: Result<Option<Msg>, _> = read_message(&mut Cursor::new(buf.clone()), 1000, 4000);
+        assert!(matches!(r, Err(FrameError::TooLarge { .. })));
+        // A sender that dies between chunks leaves a truncated message, not a short one.
+        let r: Result<Option<Msg>, _> =
+            read_message(&mut Cursor::new(buf[..2500].to_vec()), 1000, 1 << 20);
+        assert!(matches!(r, Err(FrameError::Truncated { .. })));
+        // A frame's own limit still holds for each chunk.
+        let r: Result<Option<Msg>, _> = read_message(&mut Cursor::new(buf), 999, 1 << 20);
+        assert!(matches!(r, Err(FrameError::TooLarge { .. })));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use raft::{Message, NodeId};
 
-use super::frame::{self, FrameError, MAX_FRAME};
+use super::frame::{self, FrameError, MAX_FRAME, MAX_MESSAGE};
 use super::handshake::{self, Hello, HelloReply, MAX_HANDSHAKE_FRAME};
 use crate::config::{parse_node_id, Peer};
 use crate::{debug, info, warn};
@@ -307,7 +307,8 @@ fn send_loop(stream: &TcpStream, rx: &Receiver<Message>) -> Result<(), FrameErro
         let mut next = Some(first);
         while let Some(msg) = next {
             buf.clear();
-            match frame::encode_frame(&msg, &mut buf, MAX_FRAME) {
+            // A message larger than a frame (a big snapshot) goes in chunks.
+            match frame::encode_message(&msg, &mut buf, MAX_FRAME, MAX_MESSAGE) {
                 Ok(()) => w.write_all(&buf)?,
                 // Not the connection's fault: skip this message, keep the link.
                 Err(e) => warn!("cannot send {} to {}: {e}", msg.body.kind(), msg.to),
@@ -354,7 +355,7 @@ impl Inbound {
         self.replace_live(from, conn, &stream);
         let mut r = BufReader::with_capacity(256 << 10, &stream);
         loop {
-            match frame::read_frame::<_, Message>(&mut r, MAX_FRAME) {
+            match frame::read_message::<_, Message>(&mut r, MAX_FRAME, MAX_MESSAGE) {
                 Ok(Some(msg)) => {
                     if msg.from != from || msg.to != me.id {
                         warn!(

@@ -3,7 +3,7 @@
 use std::fs;
 
 use super::super::types::{Index, Term};
-use super::super::{Repair, StorageError};
+use super::super::{Repair, StorageError, WriteBatch};
 use super::*;
 
 #[test]
@@ -33,7 +33,7 @@ fn round_trip_and_reopen_after_append_and_sync() {
 }
 
 #[test]
-fn commit_alone_is_not_written_and_is_clamped_on_open() {
+fn commit_alone_is_not_written() {
     let dir = TempDir::new("commit");
     let (mut st, _) = open(dir.path());
     st.append(&entries(1..=3, 1)).unwrap();
@@ -41,10 +41,47 @@ fn commit_alone_is_not_written_and_is_clamped_on_open() {
     st.set_hard_state(&hard_state(1, Some(2), 2)).unwrap();
     st.set_hard_state(&hard_state(1, Some(2), 3)).unwrap(); // commit only: stays in memory
     drop(st);
-    let (mut st, rec) = open(dir.path());
+    let (_, rec) = open(dir.path());
     assert_eq!(rec.hard_state, hard_state(1, Some(2), 2));
-    // A commit beyond the durable log (its entries were lost unsynced) is clamped.
-    st.set_hard_state(&hard_state(2, None, 9)).unwrap();
+}
+
+#[test]
+fn a_new_term_stores_no_commit_over_entries_its_batch_replaces() {
+    let dir = TempDir::new("commit-batch");
+    let (mut st, _) = open(dir.path());
+    st.write(&WriteBatch {
+        hard_state: Some(&hard_state(1, None, 2)),
+        entries: &entries(1..=6, 1),
+        ..WriteBatch::default()
+    })
+    .unwrap();
+    // A new leader replaces 4..=6 and commits through 5. Term 2 reaches the disk before the
+    // cut, so it carries commit 3 at most: 4 and 5 on disk are still the old ones.
+    st.crash_after = Some(0);
+    let hs = hard_state(2, None, 5);
+    let crashed = st.write(&WriteBatch {
+        hard_state: Some(&hs),
+        entries: &entries(4..=5, 2),
+        ..WriteBatch::default()
+    });
+    assert!(matches!(crashed, Err(StorageError::SimulatedCrash(_))));
+    drop(st);
+    let (_, rec) = open(dir.path());
+    assert_eq!(rec.hard_state, hard_state(2, None, 3));
+    assert_eq!(rec.entries, entries(1..=6, 1));
+}
+
+#[test]
+fn a_stored_commit_beyond_the_durable_log_is_clamped_on_open() {
+    let dir = TempDir::new("commit-clamp");
+    let (mut st, _) = open(dir.path());
+    st.append(&entries(1..=3, 1)).unwrap();
+    st.sync().unwrap();
+    st.set_hard_state(&hard_state(1, None, 3)).unwrap();
+    st.append(&entries(4..=6, 1)).unwrap(); // never synced
+    st.set_hard_state(&hard_state(1, None, 6)).unwrap();
+    st.set_hard_state(&hard_state(2, None, 6)).unwrap();
+    st.buf.clear(); // the process dies with the records still in its buffer
     drop(st);
     let (_, rec) = open(dir.path());
     assert_eq!(rec.hard_state, hard_state(2, None, 3));
@@ -268,4 +305,18 @@ fn saving_the_same_snapshot_twice_is_a_no_op() {
     st.save_snapshot(&snapshot(4, 1)).unwrap();
     st.save_snapshot(&snapshot(4, 1)).unwrap();
     assert_eq!((st.first_index(), st.last_index()), (Index(5), Index(5)));
+}
+
+#[test]
+fn a_second_open_of_a_data_directory_is_refused_until_the_first_is_dropped() {
+    let dir = TempDir::new("lock");
+    let (st, _) = open(dir.path());
+    match Storage::open(dir.path(), StorageOptions::default()) {
+        Err(e @ StorageError::Locked { .. }) => {
+            assert!(e.to_string().contains("in use by another process"), "{e}")
+        }
+        other => panic!("a second open was not refused: {other:?}"),
+    }
+    drop(st);
+    let _ = open(dir.path());
 }

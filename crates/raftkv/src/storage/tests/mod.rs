@@ -5,6 +5,7 @@ mod basic;
 mod bench;
 mod corruption;
 mod crash;
+mod kill_points;
 
 use std::fs;
 use std::path::{Path, PathBuf};
