@@ -428,6 +428,7 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         "proxy_unattributed": unattributed,
     });
     write_run_json(&run_json)?;
+    crate::report::after_run(&dir.path);
 
     // The summary goes to stdout; a closed stdout (`| head`) is not an error.
     let mut out = std::io::stdout().lock();
@@ -467,7 +468,7 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         let _ = writeln!(out, "run failed: {f}");
     }
     let _ = writeln!(out, "run directory: {}", dir.path.display());
-    if checked.html.is_some() {
+    if dir.file("report.html").is_file() {
         let _ = writeln!(out, "report: {}", dir.file("report.html").display());
     }
     let _ = writeln!(out, "replay: {}", args::replay_command(cfg));
