@@ -140,3 +140,29 @@ fn node_logs(dir: &Path, run: &Value) -> Vec<(String, PathBuf)> {
     found.sort();
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn history_zero_is_the_start_plus_the_proxy_logs_offset() {
+        let dir = std::env::temp_dir().join(format!("harness-load-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let log = dir.join("proxy.log");
+        std::fs::write(
+            &log,
+            "  0.000280 INFO  start seed=7\n  0.070453 INFO  history time zero (history.jsonl `time` 0)\n",
+        )
+        .expect("writing proxy.log");
+        let run = json!({"started": "2026-11-30T21:16:25.400Z"});
+        let zero = history_zero(&run, &log).expect("a time");
+        let started = humantime::parse_rfc3339_weak("2026-11-30T21:16:25.400Z").expect("a time");
+        let d = zero.duration_since(started).expect("later");
+        assert!((d.as_secs_f64() - 0.070453).abs() < 1e-6, "{d:?}");
+        assert_eq!(history_zero(&json!({}), &log), None);
+        assert_eq!(history_zero(&run, &dir.join("absent.log")), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -456,12 +456,12 @@ fn violation_section(s: &mut String, run: &RunData, h: &lincheck::History, fault
     };
     s.push_str("<h2 id=\"violation\">The violation</h2>");
     if run.check.is_some() {
-        let keys: Vec<&str> = cexs.iter().filter_map(|c| c["key"].as_str()).collect();
-        let _ = write!(
-            s,
-            "<p>Not linearizable on key <b class=\"failing-key\">{}</b>.</p>",
-            esc(&keys.join(", "))
-        );
+        let keys: Vec<String> = cexs
+            .iter()
+            .filter_map(|c| c["key"].as_str())
+            .map(|k| format!("<b class=\"failing-key\">{}</b>", esc(k)))
+            .collect();
+        let _ = write!(s, "<p>Not linearizable on key {}.</p>", keys.join(", "));
     }
     for c in cexs.iter().filter(|_| run.check.is_none()) {
         let _ = write!(
