@@ -210,6 +210,9 @@ fn reports_and_index_render_in_a_browser() {
             "11",
             "--nemesis",
             "pause,partition,kill",
+            // Few enough operations for the timeline to draw them all (and so every band).
+            "--rate",
+            "400",
             "--nemesis-interval",
             "1s",
             "--recovery",

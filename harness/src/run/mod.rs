@@ -55,8 +55,9 @@ pub use args::RunArgs;
 /// Printed after `harness run --help`.
 pub const AFTER_HELP: &str = "\
 Run directory: <out>/<UTC time>-seed<seed>/ with run.json (options, seed, versions, node
-commands, fault schedule, outcome), history.jsonl, nodes/<id>.log, proxy.log, result.json and,
-on a violation, report.html; <out>/latest points at the newest run.
+commands, fault schedule, outcome), history.jsonl, nodes/<id>.log, proxy.log, result.json and
+report.html (rebuilt by `harness report DIR`); <out>/index.html lists every run and
+<out>/latest points at the newest.
 
 Exit codes: 0 linearizable, 1 not linearizable, 2 unknown (a checker limit was reached),
 254 usage error, 255 the run failed (a node would not start, exited when the harness did not
