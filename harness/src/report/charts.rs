@@ -198,8 +198,8 @@ pub fn chart(
     }
     let _ = write!(
         s,
-        "<text class=\"axis\" x=\"4\" y=\"{}\">{}</text>",
-        top - 2.0,
+        "<text class=\"axis\" transform=\"rotate(-90)\" x=\"{:.1}\" y=\"12\" text-anchor=\"middle\">{}</text>",
+        -(top + PLOT_H / 2.0),
         esc(y_label)
     );
     for m in &faults.marks {
