@@ -3,6 +3,7 @@
 mod campaign;
 mod check_cmd;
 mod duration;
+mod report;
 mod run;
 mod system;
 
@@ -32,6 +33,9 @@ enum Command {
     /// Run many chaos tests (a seed loop over a matrix of run options, sharded, in parallel) and
     /// gate CI on them: summary, campaign.json, JUnit XML.
     Campaign(campaign::CampaignArgs),
+    /// Rebuild a run's report.html, or the index.html of a directory of runs, from the stored
+    /// files.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +54,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Campaign(args) => campaign::main(args),
+        Command::Report(args) => report::cli::main(args),
     }
 }

@@ -197,6 +197,20 @@ fn a_broken_store_fails_the_campaign_and_its_seeds_are_replayed() {
             .as_str()
             .is_some_and(|c| c.contains("--node-bin") && c.contains("--seed")));
     }
+    // The campaign's index lists both runs and both replays, each linked to its report.
+    let index = std::fs::read_to_string(dir.join("index.html"))
+        .unwrap_or_else(|e| panic!("{}/index.html: {e}", dir.display()));
+    assert_eq!(
+        index.matches("<tr class=\"run v-fail\"").count(),
+        4,
+        "{index}"
+    );
+    for r in runs_of(&c) {
+        for d in [&r["run_dir"], &r["replay"]["run_dir"]] {
+            let link = format!("{}/report.html", d.as_str().unwrap_or("?"));
+            assert!(index.contains(&link), "{link} not in the index");
+        }
+    }
     let j = Junit::read(&junit);
     assert_eq!(j.count("<testcase "), 2);
     assert_eq!(j.count("<failure "), 2, "{}", j.text);

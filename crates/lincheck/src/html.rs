@@ -50,7 +50,8 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-const STYLE: &str = r#"
+/// The page's style sheet (also needed by a page that embeds [`keys_html`]).
+pub const STYLE: &str = r#"
 body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#222;background:#fafafa}
 h1{font-size:20px;margin:0 0 8px} h2{font-size:16px;margin:20px 0 6px}
 .v-linearizable{color:#1b7a2e}.v-not-linearizable{color:#b71c1c}.v-unknown{color:#a15c00}
@@ -89,6 +90,30 @@ pub fn render(history: &History, result: &CheckResult, opts: &HtmlOptions) -> St
             list.join(", ")
         );
     }
+    s.push_str(&keys_html(history, result, opts));
+    s.push_str("<h2>Keys</h2><table><tr><th>key</th><th>ops</th><th>verdict</th><th>time (ms)</th><th>steps</th><th>configurations</th></tr>");
+    for k in &result.keys {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td class=\"v-{}\">{}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+            esc(&k.key),
+            k.ops,
+            k.verdict.name(),
+            k.verdict.name(),
+            k.elapsed.as_secs_f64() * 1e3,
+            k.steps,
+            k.configs
+        );
+    }
+    s.push_str("</table></body></html>\n");
+    s
+}
+
+/// The part of the page that explains the result key by key (legend, then for each drawn key
+/// the explanation, the lanes and the prefix table), for embedding in another page that
+/// includes [`STYLE`].
+pub fn keys_html(history: &History, result: &CheckResult, opts: &HtmlOptions) -> String {
+    let mut s = String::with_capacity(32 * 1024);
     s.push_str("<div class=\"legend\"><span><i class=\"sw\" style=\"background:#66bb6a\"></i>ok</span><span><i class=\"sw\" style=\"background:#ffa726\"></i>info / no reply (may take effect until the end)</span><span><i class=\"sw\" style=\"background:#bdbdbd\"></i>fail (did not happen)</span><span><i class=\"sw\" style=\"background:#fff;border:2px solid #d50000\"></i>cannot be placed</span><span><i class=\"sw\" style=\"background:#1565c0\"></i>longest linearizable prefix</span> Hover over an operation for details and the model state.</div>");
 
     let cex: HashMap<&str, &Counterexample> = result
@@ -133,21 +158,6 @@ pub fn render(history: &History, result: &CheckResult, opts: &HtmlOptions) -> St
             "<p>{why} (Render with all keys to see every history.)</p>"
         );
     }
-    s.push_str("<h2>Keys</h2><table><tr><th>key</th><th>ops</th><th>verdict</th><th>time (ms)</th><th>steps</th><th>configurations</th></tr>");
-    for k in &result.keys {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td class=\"v-{}\">{}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
-            esc(&k.key),
-            k.ops,
-            k.verdict.name(),
-            k.verdict.name(),
-            k.elapsed.as_secs_f64() * 1e3,
-            k.steps,
-            k.configs
-        );
-    }
-    s.push_str("</table></body></html>\n");
     s
 }
 

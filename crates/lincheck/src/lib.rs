@@ -37,7 +37,7 @@ pub use history::{Func, History, Operation, Outcome, Value};
 pub use import::{detect, read_file, Format};
 pub use jsonl::{read_jsonl, Event, EventType, JsonlWriter, Process};
 pub use model::{Model, ModelKind};
-pub use result::{CheckResult, Counterexample, KeyResult, UnknownCause, Verdict};
+pub use result::{CheckResult, Counterexample, KeyResult, ResultJsonError, UnknownCause, Verdict};
 pub use stream::{Status, StreamError, Streamed, StreamingChecker};
 
 /// A checked file: the history as read, the format it was read as, the result.

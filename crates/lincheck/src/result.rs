@@ -226,3 +226,151 @@ impl CheckResult {
         })
     }
 }
+
+/// Why a stored `result.json` cannot be read back against its history.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum ResultJsonError {
+    /// A field is missing or has the wrong type.
+    #[error("result.json: bad or missing `{0}`")]
+    Field(&'static str),
+    /// An operation of a counterexample is not in the history (by its invocation line).
+    #[error("result.json: the counterexample of key {key} names an operation invoked on line {line}, which the history does not hold")]
+    UnknownOp {
+        /// The key.
+        key: String,
+        /// The invocation line.
+        line: u64,
+    },
+}
+
+fn verdict_from_name(name: &str) -> Option<Verdict> {
+    Some(match name {
+        "linearizable" => Verdict::Linearizable,
+        "not-linearizable" => Verdict::NotLinearizable,
+        "unknown" => Verdict::Unknown,
+        _ => return None,
+    })
+}
+
+fn cause_from_name(name: &str) -> Option<UnknownCause> {
+    Some(match name {
+        "time-limit" => UnknownCause::TimeLimit,
+        "memory-budget" => UnknownCause::MemoryBudget,
+        "stopped-after-violation" => UnknownCause::Stopped,
+        "window-limit" => UnknownCause::WindowLimit,
+        _ => return None,
+    })
+}
+
+impl CheckResult {
+    /// Reads back what [`CheckResult::to_json`] wrote, against the history it was made from,
+    /// so a report can be drawn from a run directory without checking again. Operations are
+    /// found by their invocation line, not by their index: a checker that held only part of the
+    /// history (the streaming one) numbers its operations differently, but lines are the file's.
+    pub fn from_json(
+        v: &serde_json::Value,
+        history: &History,
+    ) -> Result<CheckResult, ResultJsonError> {
+        use std::collections::HashMap;
+        let by_line: HashMap<u64, usize> = history
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.call_line, i))
+            .collect();
+        let str_of = |v: &serde_json::Value, f: &'static str| {
+            v.get(f)
+                .and_then(|x| x.as_str())
+                .map(str::to_string)
+                .ok_or(ResultJsonError::Field(f))
+        };
+        let u64_of = |v: &serde_json::Value, f: &'static str| v.get(f).and_then(|x| x.as_u64());
+        let ms = |v: &serde_json::Value| {
+            Duration::from_secs_f64(
+                (v.get("elapsed_ms").and_then(|x| x.as_f64()).unwrap_or(0.0) / 1e3).max(0.0),
+            )
+        };
+        let verdict =
+            verdict_from_name(&str_of(v, "verdict")?).ok_or(ResultJsonError::Field("verdict"))?;
+        let mut keys = Vec::new();
+        for k in v
+            .get("keys")
+            .and_then(|x| x.as_array())
+            .into_iter()
+            .flatten()
+        {
+            keys.push(KeyResult {
+                key: str_of(k, "key")?,
+                ops: u64_of(k, "ops").unwrap_or(0) as usize,
+                searched_ops: u64_of(k, "searched_ops").unwrap_or(0) as usize,
+                verdict: verdict_from_name(&str_of(k, "verdict")?)
+                    .ok_or(ResultJsonError::Field("keys.verdict"))?,
+                cause: k
+                    .get("cause")
+                    .and_then(|c| c.as_str())
+                    .and_then(cause_from_name),
+                elapsed: ms(k),
+                steps: u64_of(k, "steps").unwrap_or(0),
+                configs: u64_of(k, "configs").unwrap_or(0),
+                clamped: u64_of(&k["reductions"], "clamped").unwrap_or(0) as usize,
+                dropped: u64_of(&k["reductions"], "dropped").unwrap_or(0) as usize,
+            });
+        }
+        let mut counterexamples = Vec::new();
+        for c in v
+            .get("counterexamples")
+            .and_then(|x| x.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let key = str_of(c, "key")?;
+            let op_of = |o: &serde_json::Value| -> Result<usize, ResultJsonError> {
+                let line = u64_of(o, "invoke_line").ok_or(ResultJsonError::Field("invoke_line"))?;
+                by_line
+                    .get(&line)
+                    .copied()
+                    .ok_or(ResultJsonError::UnknownOp {
+                        key: key.clone(),
+                        line,
+                    })
+            };
+            let mut prefix = Vec::new();
+            for s in c
+                .get("prefix")
+                .and_then(|x| x.as_array())
+                .into_iter()
+                .flatten()
+            {
+                prefix.push(Step {
+                    op: op_of(s)?,
+                    state_after: str_of(s, "state_after")?,
+                });
+            }
+            let mut unplaceable = Vec::new();
+            for u in c
+                .get("unplaceable")
+                .and_then(|x| x.as_array())
+                .into_iter()
+                .flatten()
+            {
+                unplaceable.push(op_of(u)?);
+            }
+            counterexamples.push(Counterexample {
+                key: key.clone(),
+                prefix,
+                state: str_of(c, "state_after_prefix")?,
+                unplaceable,
+                explanation: str_of(c, "explanation")?,
+            });
+        }
+        Ok(CheckResult {
+            verdict,
+            model: str_of(v, "model")?,
+            ops: u64_of(v, "ops").unwrap_or(0) as usize,
+            elapsed: ms(v),
+            keys,
+            counterexamples,
+        })
+    }
+}

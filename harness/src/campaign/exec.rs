@@ -167,6 +167,10 @@ impl Campaign<'_> {
             self.display
                 .println(&format!("harness campaign: warning: {e:#}"));
         }
+        if let Err(e) = crate::report::write_index(&self.plan.dir) {
+            self.display
+                .println(&format!("harness campaign: warning: {e:#}"));
+        }
     }
 
     fn warn(&self, msg: String) {

@@ -59,8 +59,9 @@ pub use args::RunArgs;
 /// Printed after `harness run --help`.
 pub const AFTER_HELP: &str = "\
 Run directory: <out>/<UTC time>-seed<seed>/ with run.json (options, seed, versions, node
-commands, fault schedule, outcome), history.jsonl, nodes/<id>.log, proxy.log, result.json and,
-on a violation, report.html; <out>/latest points at the newest run.
+commands, fault schedule, outcome), history.jsonl, nodes/<id>.log, proxy.log, result.json and
+report.html (rebuilt by `harness report DIR`); <out>/index.html lists every run and
+<out>/latest points at the newest.
 
 Exit codes: 0 linearizable, 1 not linearizable, 2 unknown (a checker limit was reached),
 254 usage error, 255 the run failed (a node would not start, exited when the harness did not
@@ -455,6 +456,7 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         "proxy_unattributed": unattributed,
     });
     write_run_json(&run_json)?;
+    crate::report::after_run(&dir.path);
 
     // The summary goes to stdout; a closed stdout (`| head`) is not an error.
     let mut out = std::io::stdout().lock();
@@ -510,7 +512,7 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         let _ = writeln!(out, "run failed: {f}");
     }
     let _ = writeln!(out, "run directory: {}", dir.path.display());
-    if checked.html.is_some() {
+    if dir.file("report.html").is_file() {
         let _ = writeln!(out, "report: {}", dir.file("report.html").display());
     }
     let _ = writeln!(out, "replay: {}", args::replay_command(cfg));

@@ -1,6 +1,6 @@
 //! The run directory: `<out>/<UTC time>-seed<seed>/` with run.json, history.jsonl,
-//! nodes/<id>.log (and nodes/<id>/, the data directory), proxy.log, result.json and, on a
-//! violation, report.html; `<out>/latest` points at the newest run.
+//! nodes/<id>.log (and nodes/<id>/, the data directory), proxy.log, result.json and
+//! report.html (see crate::report); `<out>/latest` points at the newest run.
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
