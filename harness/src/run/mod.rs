@@ -11,8 +11,9 @@
 //!    read within `--final-timeout` the cluster did not recover and the run fails (255, unless
 //!    the history is already not linearizable: 1); a node that exited on its own or could not
 //!    be restarted at any point also fails the run (255 unless the history shows a violation);
-//! 5. close the history, finish the check, write result.json (and report.html on a violation),
-//!    add the outcome to run.json, print a summary; exit 0 / 1 / 2 from the verdict.
+//! 5. close the history, finish the check, write result.json, add the outcome to run.json, draw
+//!    report.html and the output directory's index.html (`crate::report`), print a summary;
+//!    exit 0 / 1 / 2 from the verdict.
 //!
 //! The history is checked while it is written (`checker::Live`): the progress line shows the
 //! verdict so far, and with `--stop-on-violation` phase 3 ends as soon as a violation is certain
