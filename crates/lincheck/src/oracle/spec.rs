@@ -25,7 +25,7 @@ impl Budget {
     fn tick(&self) {
         let n = self.steps.get() + 1;
         self.steps.set(n);
-        if n % CLOCK_EVERY == 0 && self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if n.is_multiple_of(CLOCK_EVERY) && self.deadline.is_some_and(|d| Instant::now() >= d) {
             // `resume_unwind`, not `panic!`: no panic hook runs, so nothing is printed; the
             // caller joins the search thread and recognises the payload.
             std::panic::resume_unwind(Box::new(Cancelled));
