@@ -313,6 +313,8 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
         } else if let Some(s) = &second {
             println!("{}: lincheck: {}", file.display(), r.summary());
             println!("{}: stateright: {}", file.display(), s.result.summary());
+        } else if args.engine == Engine::Stateright {
+            println!("{}: stateright: {}", file.display(), r.summary());
         } else {
             println!("{}: {}", file.display(), r.summary());
         }
