@@ -9,6 +9,10 @@
 //! concurrency window, not the history's length, and the reports show the evidence of each
 //! violation (the operations around it). `--whole-history` (implied by `--html-all-keys`)
 //! reads the whole history into memory and checks it as one, as before.
+//!
+//! `--engine stateright` checks with the second engine (`lincheck::oracle`, stateright's
+//! tester, on the whole history); `--engine both` runs the two and exits 255 when they give
+//! opposite definite verdicts on a key, printing both.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -65,6 +69,18 @@ pub struct CheckArgs {
     /// grows with the history; needed to draw every key with --html-all-keys).
     #[arg(long)]
     pub whole_history: bool,
+    /// Checking engine: lincheck (the search), stateright (stateright's tester: small histories
+    /// only), both (a cross-check: opposite verdicts exit 255).
+    #[arg(long, value_enum, default_value_t = Engine::Lincheck)]
+    pub engine: Engine,
+}
+
+/// Which checker decides.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Lincheck,
+    Stateright,
+    Both,
 }
 
 /// A checked input, either way.
@@ -86,6 +102,9 @@ struct Counts {
 }
 
 fn check_one(file: &Path, args: &CheckArgs, opts: &CheckOptions) -> Result<Outcome, CheckError> {
+    if args.engine == Engine::Stateright {
+        return check_stateright(file, args, opts);
+    }
     if args.whole_history || args.html_all_keys {
         let c = lincheck::check_file(file, args.format, opts)?;
         let h = &c.history;
@@ -116,6 +135,54 @@ fn check_one(file: &Path, args: &CheckArgs, opts: &CheckOptions) -> Result<Outco
         history: s.history,
         format: s.format,
     })
+}
+
+/// The second engine: stateright's tester needs the whole history.
+fn check_stateright(
+    file: &Path,
+    args: &CheckArgs,
+    opts: &CheckOptions,
+) -> Result<Outcome, CheckError> {
+    let (history, format) = lincheck::read_file(file, args.format)?;
+    let mut opts = opts.clone();
+    if opts.model.is_none() {
+        opts.model = Some(format.default_model());
+    }
+    let result = lincheck::oracle::check(&history, &opts)?;
+    let h = &history;
+    let counts = Counts {
+        ops: h.ops.len() as u64,
+        effective: h.effective_ops() as u64,
+        failed: h.ops.iter().filter(|o| o.outcome == LOutcome::Fail).count() as u64,
+        unknown: h.ops.iter().filter(|o| o.outcome.is_indefinite()).count() as u64,
+    };
+    Ok(Outcome {
+        torn_tail: history.torn_tail,
+        result,
+        history,
+        format,
+        counts,
+    })
+}
+
+/// Keys on which the two engines gave opposite definite verdicts.
+fn disagreements(a: &lincheck::CheckResult, b: &lincheck::CheckResult) -> Vec<String> {
+    let definite = |v: Verdict| v != Verdict::Unknown;
+    let mut keys: Vec<String> = a
+        .keys
+        .iter()
+        .filter_map(|ka| {
+            let kb = b.keys.iter().find(|kb| kb.key == ka.key)?;
+            (definite(ka.verdict) && definite(kb.verdict) && ka.verdict != kb.verdict)
+                .then(|| ka.key.clone())
+        })
+        .collect();
+    // Keys the streaming check retired without a result of their own still count through the
+    // overall verdict.
+    if keys.is_empty() && definite(a.verdict) && definite(b.verdict) && a.verdict != b.verdict {
+        keys.push("(overall verdict)".to_string());
+    }
+    keys
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -196,15 +263,22 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
     opts.model = args.model.clone();
     let mut worst = Verdict::Linearizable;
     let mut json_out = Vec::new();
+    let mut disagreed = Vec::new();
     for (n, path) in args.paths.iter().enumerate() {
         let file = history_file(path);
-        let checked = check_one(&file, args, &opts).map_err(|e| match e {
+        let to_failure = |e| match e {
             CheckError::Read(r) => Failure::Usage(anyhow::Error::new(r)),
             CheckError::Model(m) => {
                 Failure::Usage(anyhow::Error::new(m).context(file.display().to_string()))
             }
             other => Failure::Other(anyhow::Error::new(other)),
-        })?;
+        };
+        let checked = check_one(&file, args, &opts).map_err(to_failure)?;
+        let second = if args.engine == Engine::Both {
+            Some(check_stateright(&file, args, &opts).map_err(to_failure)?)
+        } else {
+            None
+        };
         if let Some(line) = checked.torn_tail {
             eprintln!(
                 "harness check: {}:{line}: left out a torn last line (the writer stopped mid-line)",
@@ -222,13 +296,36 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
                 too_few_ops(&checked.counts, args.require_ops)
             )));
         }
+        let disagree = second
+            .as_ref()
+            .map(|s| disagreements(r, &s.result))
+            .unwrap_or_default();
         if args.json {
             let mut j = r.to_json(&checked.history);
             j["file"] = serde_json::json!(file.display().to_string());
             j["format"] = serde_json::json!(checked.format.name());
+            j["engine"] = serde_json::json!(engine_name(args.engine));
+            if let Some(s) = &second {
+                j["stateright"] = s.result.to_json(&s.history);
+                j["disagreement"] = serde_json::json!(disagree);
+            }
             json_out.push(j);
+        } else if let Some(s) = &second {
+            println!("{}: lincheck: {}", file.display(), r.summary());
+            println!("{}: stateright: {}", file.display(), s.result.summary());
+        } else if args.engine == Engine::Stateright {
+            println!("{}: stateright: {}", file.display(), r.summary());
         } else {
             println!("{}: {}", file.display(), r.summary());
+        }
+        if !disagree.is_empty() {
+            disagreed.push(format!(
+                "{}: lincheck says {}, stateright says {} (keys: {})",
+                file.display(),
+                r.verdict.name(),
+                second.as_ref().map_or("?", |s| s.result.verdict.name()),
+                disagree.join(", ")
+            ));
         }
         if let Some(out) = &args.html {
             let out = if args.paths.len() > 1 {
@@ -242,7 +339,13 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
                 println!("report: {}", out.display());
             }
         }
-        worst = match (worst, r.verdict) {
+        // With both engines, a violation either proves stands, and a key only one of them
+        // could decide leaves the input unknown: a cross-check that did not happen is no pass.
+        let verdict = match &second {
+            Some(s) => combine(r.verdict, s.result.verdict),
+            None => r.verdict,
+        };
+        worst = match (worst, verdict) {
             (Verdict::NotLinearizable, _) | (_, Verdict::NotLinearizable) => {
                 Verdict::NotLinearizable
             }
@@ -261,7 +364,30 @@ fn run_all(args: &CheckArgs) -> Result<Verdict, Failure> {
             .map_err(Failure::Other)?;
         println!("{text}");
     }
+    if !disagreed.is_empty() {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "the engines disagree:\n{}",
+            disagreed.join("\n")
+        )));
+    }
     Ok(worst)
+}
+
+/// The verdict of two engines that do not contradict each other.
+fn combine(a: Verdict, b: Verdict) -> Verdict {
+    match (a, b) {
+        (Verdict::NotLinearizable, _) | (_, Verdict::NotLinearizable) => Verdict::NotLinearizable,
+        (Verdict::Linearizable, Verdict::Linearizable) => Verdict::Linearizable,
+        _ => Verdict::Unknown,
+    }
+}
+
+fn engine_name(e: Engine) -> &'static str {
+    match e {
+        Engine::Lincheck => "lincheck",
+        Engine::Stateright => lincheck::oracle::ENGINE,
+        Engine::Both => "both",
+    }
 }
 
 fn too_few_ops(c: &Counts, required: usize) -> String {
@@ -418,6 +544,73 @@ mod tests {
         );
         let j = s.result.to_json(&s.history);
         assert_eq!(j["counterexamples"][0]["unplaceable"][0]["invoke_line"], 7);
+    }
+
+    #[test]
+    fn engines() {
+        let ok = temp("engine-ok.jsonl", OK);
+        let bad = temp(
+            "engine-bad.jsonl",
+            &OK.replace(
+                r#""f":"read","key":"k","value":"a""#,
+                r#""f":"read","key":"k","value":"b""#,
+            ),
+        );
+        for engine in ["lincheck", "stateright", "both"] {
+            let with = |p: &Path, extra: &[&str]| {
+                let mut v = vec![p.to_str().unwrap(), "--engine", engine];
+                v.extend_from_slice(extra);
+                run_with(&v)
+            };
+            assert_eq!(with(&ok, &[]), ExitCode::from(0), "{engine}");
+            assert_eq!(with(&bad, &[]), ExitCode::from(1), "{engine}");
+            assert_eq!(with(&bad, &["--json"]), ExitCode::from(1), "{engine}");
+        }
+        // Past the memory budget stateright does not start: unknown, never a pass.
+        for engine in ["stateright", "both"] {
+            assert_eq!(
+                run_with(&[ok.to_str().unwrap(), "--engine", engine, "--memory", "100"]),
+                ExitCode::from(2),
+                "{engine}"
+            );
+        }
+        assert!(Cli::try_parse_from(["check", "f", "--engine", "knossos"]).is_err());
+    }
+
+    #[test]
+    fn opposite_verdicts_are_a_disagreement() {
+        let ok = temp("dis-ok.jsonl", OK);
+        let bad = temp(
+            "dis-bad.jsonl",
+            &OK.replace(
+                r#""f":"read","key":"k","value":"a""#,
+                r#""f":"read","key":"k","value":"b""#,
+            ),
+        );
+        let opts = CheckOptions::default();
+        let yes = lincheck::check_file(&ok, Format::Auto, &opts).expect("checks");
+        let no = lincheck::check_file(&bad, Format::Auto, &opts).expect("checks");
+        assert_eq!(
+            disagreements(&yes.result, &no.result),
+            vec!["k".to_string()]
+        );
+        assert!(disagreements(&yes.result, &yes.result).is_empty());
+        let unknown =
+            lincheck::oracle::check(&yes.history, &opts.clone().memory_budget(0)).expect("checks");
+        assert_eq!(unknown.verdict, Verdict::Unknown);
+        assert!(disagreements(&no.result, &unknown).is_empty());
+        assert_eq!(
+            combine(Verdict::Linearizable, Verdict::Unknown),
+            Verdict::Unknown
+        );
+        assert_eq!(
+            combine(Verdict::Unknown, Verdict::NotLinearizable),
+            Verdict::NotLinearizable
+        );
+        assert_eq!(
+            combine(Verdict::Linearizable, Verdict::Linearizable),
+            Verdict::Linearizable
+        );
     }
 
     #[test]

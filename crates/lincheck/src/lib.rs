@@ -10,6 +10,8 @@
 //!   plain-language explanation), its JSON ([`CheckResult::to_json`]), and a self-contained HTML
 //!   page ([`html::render`]).
 //!
+//! - [`oracle`] (feature `stateright`, on by default): a second engine, stateright's
+//!   `LinearizabilityTester` with the same models and limits, to cross-check small histories.
 //! - [`stream`]: the streaming checker ([`StreamingChecker`]): events pushed as they are
 //!   written, a verdict as soon as a violation is certain, memory bounded by the concurrency
 //!   window; [`stream::check_file`] streams a file.
@@ -26,6 +28,8 @@ pub mod html;
 pub mod import;
 pub mod jsonl;
 pub mod model;
+#[cfg(feature = "stateright")]
+pub mod oracle;
 pub mod result;
 pub mod stream;
 
