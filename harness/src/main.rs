@@ -1,5 +1,6 @@
 //! `harness`: run chaos tests against a KV cluster and check recorded histories.
 
+mod bench;
 mod campaign;
 mod check_cmd;
 mod duration;
@@ -32,6 +33,10 @@ enum Command {
     /// Run many chaos tests (a seed loop over a matrix of run options, sharded, in parallel) and
     /// gate CI on them: summary, campaign.json, JUnit XML.
     Campaign(campaign::CampaignArgs),
+    /// Measure throughput and latency (or leader failover) of one or more systems side by side,
+    /// with the same clients, in one run.
+    #[command(after_help = bench::AFTER_HELP)]
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +55,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Campaign(args) => campaign::main(args),
+        Command::Bench(args) => bench::main(args),
     }
 }
