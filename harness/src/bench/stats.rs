@@ -39,7 +39,7 @@ impl Spread {
     /// Round-by-round ratios `xs[r] / base[r]`, summarized; `None` if the rounds do not pair up
     /// or a base is zero.
     pub fn of_ratios(xs: &[f64], base: &[f64]) -> Option<Spread> {
-        if xs.len() != base.len() || base.iter().any(|&b| b == 0.0) {
+        if xs.len() != base.len() || base.contains(&0.0) {
             return None;
         }
         let r: Vec<f64> = xs.iter().zip(base).map(|(x, b)| x / b).collect();
