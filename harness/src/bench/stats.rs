@@ -272,19 +272,17 @@ mod tests {
             ops_ratio_to_first: None,
             p99_ratio_to_first: None,
         };
-        let first = row("a", &[1000.0, 2000.0], &[100, 200]);
-        let mut b = row("b", &[100.0, 100.0], &[1000, 1000]);
+        let first = row("a", &[1000.0, 2000.0, 1000.0], &[100, 200, 100]);
+        let mut b = row("b", &[100.0, 100.0, 200.0], &[1000, 1000, 1000]);
         b.compare_to(&first);
         let r = b.ops_ratio_to_first.map(|s| (s.median, s.min, s.max));
-        assert_eq!(r, Some((0.075, 0.05, 0.1)));
+        assert_eq!(r, Some((0.1, 0.05, 0.2)));
         let p = b.p99_ratio_to_first.map(|s| (s.median, s.min, s.max));
-        assert_eq!(p, Some((7.5, 5.0, 10.0)));
+        assert_eq!(p, Some((10.0, 5.0, 10.0)));
         let t = table(&[first, b]);
         assert_eq!(t.lines().count(), 3, "{t}");
-        assert!(
-            t.contains("0.07 [0.05..0.10]") || t.contains("0.08 [0.05..0.10]"),
-            "{t}"
-        );
+        assert!(t.contains("0.10 [0.05..0.20]"), "{t}");
+        assert!(t.contains("10.00 [5.00..10.00]"), "{t}");
         assert_eq!(us(412), "412us");
         assert_eq!(us(3_410), "3.41ms");
         assert_eq!(us(1_200_000), "1.20s");
