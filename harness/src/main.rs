@@ -1,5 +1,6 @@
 //! `harness`: run chaos tests against a KV cluster and check recorded histories.
 
+mod bench;
 mod campaign;
 mod check_cmd;
 mod duration;
@@ -36,6 +37,10 @@ enum Command {
     /// Rebuild a run's report.html, or the index.html of a directory of runs, from the stored
     /// files.
     Report(report::ReportArgs),
+    /// Measure throughput and latency (or leader failover) of one or more systems side by side,
+    /// with the same clients, in one run.
+    #[command(after_help = bench::AFTER_HELP)]
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +60,6 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(args),
         Command::Campaign(args) => campaign::main(args),
         Command::Report(args) => report::cli::main(args),
+        Command::Bench(args) => bench::main(args),
     }
 }

@@ -25,14 +25,14 @@
 
 pub mod args;
 mod checker;
-mod launcher;
+pub(crate) mod launcher;
 mod nemesis;
 mod network;
-mod probe;
+pub(crate) mod probe;
 mod progress;
 mod proxylog;
 mod recorder;
-mod rundir;
+pub(crate) mod rundir;
 mod schedule;
 mod workload;
 
