@@ -349,7 +349,18 @@ where
             if sh.opts.reductions {
                 (self.clamped, self.dropped) = model.reduce(&mut ops);
             }
-            let search = Search::new(&model, &ops);
+            let same_as = interchangeable(sh.history, &ops);
+            let search = Search::with_mode(
+                &model,
+                &ops,
+                Mode {
+                    starts: Vec::new(),
+                    enumerate: false,
+                    lazy: false,
+                    prune: true,
+                    same_as,
+                },
+            );
             self.started = Some(Started { model, ops, search });
         }
         let st = self.started.as_mut()?;
@@ -422,6 +433,36 @@ where
     fn set_budget(&mut self, budget: u64) {
         self.budget = budget;
     }
+}
+
+/// For the search's *same as* rule: per operation, the indefinite operation with the same input
+/// invoked last before it, or `u32::MAX`. Two indefinite operations with the same input are
+/// interchangeable once both are invoked: each may take effect at any point after its
+/// invocation, or never, and neither blocks anything, so swapping their places in a
+/// linearization gives another one. The search therefore takes them in order of invocation
+/// (see `search.rs`), and never explores the configurations that differ only in which of them
+/// were taken: on small value domains, with many timeouts, there are exponentially many.
+pub(crate) fn interchangeable<I, O>(history: &History, ops: &[SearchOp<I, O>]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..ops.len() as u32)
+        .filter(|&i| !ops[i as usize].is_definite())
+        .collect();
+    let mut same_as = vec![u32::MAX; ops.len()];
+    if order.len() < 2 {
+        return Vec::new();
+    }
+    // The search's list order: by invocation, ties by index.
+    order.sort_unstable_by_key(|&i| (ops[i as usize].call, i));
+    let mut last: std::collections::HashMap<(crate::history::Func, &Value, &Value), u32> =
+        std::collections::HashMap::new();
+    for i in order {
+        let Some(op) = history.ops.get(ops[i as usize].id as usize) else {
+            continue;
+        };
+        if let Some(prev) = last.insert((op.f, &op.arg, &op.arg2), i) {
+            same_as[i as usize] = prev;
+        }
+    }
+    same_as
 }
 
 /// Builds the counterexample from the search's deepest dead end. `start`: the state the prefix

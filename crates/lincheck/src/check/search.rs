@@ -343,10 +343,6 @@ impl Obligations {
 }
 
 impl<M: Model> Search<M> {
-    pub fn new(model: &M, ops: &[SearchOp<M::Input, M::Output>]) -> Self {
-        Self::with_pruning(model, ops, true)
-    }
-
     /// A search with or without the value-obligation pruning. Without it, the deepest dead end
     /// is usually the operation a person would blame (the stale read rather than the write that
     /// overwrote its value), so counterexamples are re-derived that way when it is cheap.
