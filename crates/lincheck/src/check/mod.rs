@@ -5,7 +5,7 @@ mod cache;
 pub(crate) use cache::{splitmix64, state_hash, FxHasher};
 pub(crate) mod reduce;
 pub(crate) mod search;
-pub(crate) use search::{Abort, End, Found, Limits, Mode, Search, Start};
+pub(crate) use search::{Abort, End, Found, Limits, Mode, Search, Start, Stats};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -287,6 +287,10 @@ trait Prepare: Encode + Send {
     fn reduce(&self, _ops: &mut Vec<SearchOp<Self::Input, Self::Output>>) -> (usize, usize) {
         (0, 0)
     }
+    /// Whether the search may use the lazy rule for indefinite operations (see `stream::key`).
+    fn lazy_rule(&self) -> bool {
+        false
+    }
 }
 
 impl Prepare for Kv {}
@@ -296,12 +300,66 @@ impl Prepare for Register {
         let r = reduce::reduce(ops, self.init());
         (r.clamped, r.dropped)
     }
+    fn lazy_rule(&self) -> bool {
+        true
+    }
 }
 
 struct Started<M: Model> {
     model: M,
     ops: Vec<SearchOp<M::Input, M::Output>>,
     search: Search<M>,
+    /// The second strategy of the portfolio (the lazy rule), while it runs; see
+    /// [`Started::run`].
+    lazy: Option<Search<M>>,
+    /// Steps and configurations of a strategy that has stopped.
+    spent: Stats,
+}
+
+impl<M: Model> Started<M> {
+    /// Runs the portfolio for about `budget` steps: the eager search (indefinite operations
+    /// anywhere) and, for models with value effects, the lazy one (an indefinite operation only
+    /// for a value something uses, `stream::key`'s lemma), each for half the budget, and takes
+    /// the first answer. Both are complete, so either's verdict is the verdict. Neither wins
+    /// everywhere: on small value domains with many timeouts each has seeds where it explores
+    /// ten to a hundred times as many configurations as the other, so the pair costs at most
+    /// about twice the better one. A strategy that runs out of memory is dropped and the other
+    /// goes on alone.
+    fn run(&mut self, limits: &Limits<'_>, budget: u64) -> Option<Found<M::State>> {
+        let Some(lazy) = self.lazy.as_mut() else {
+            return self.search.run(&mut self.model, &self.ops, limits, budget);
+        };
+        let half = (budget / 2).max(1);
+        match self.search.run(&mut self.model, &self.ops, limits, half) {
+            None => {}
+            Some(Found::Aborted(Abort::Memory)) => {
+                self.spent.add(self.search.stats);
+                self.search = self.lazy.take()?;
+                return None;
+            }
+            Some(found) => {
+                lazy.release(limits);
+                self.spent.add(lazy.stats);
+                self.lazy = None;
+                return Some(found);
+            }
+        }
+        match lazy.run(&mut self.model, &self.ops, limits, half) {
+            None => None,
+            Some(Found::Aborted(Abort::Memory)) => {
+                self.spent.add(lazy.stats);
+                self.lazy = None;
+                None
+            }
+            Some(found) => {
+                self.search.release(limits);
+                self.spent.add(self.search.stats);
+                std::mem::swap(&mut self.search, lazy);
+                self.lazy = None;
+                Some(found)
+            }
+        }
+    }
 }
 
 struct KeyJob<M: Model> {
@@ -350,26 +408,32 @@ where
                 (self.clamped, self.dropped) = model.reduce(&mut ops);
             }
             let same_as = interchangeable(sh.history, &ops);
-            let search = Search::with_mode(
-                &model,
-                &ops,
-                Mode {
-                    starts: Vec::new(),
-                    enumerate: false,
-                    lazy: false,
-                    prune: true,
-                    same_as,
-                },
-            );
-            self.started = Some(Started { model, ops, search });
+            let mode = |lazy| Mode {
+                starts: Vec::new(),
+                enumerate: false,
+                lazy,
+                prune: true,
+                same_as: same_as.clone(),
+            };
+            let search = Search::with_mode(&model, &ops, mode(false));
+            // The lazy rule only matters when there are indefinite operations to leave out.
+            let lazy =
+                (sh.opts.reductions && model.lazy_rule() && ops.iter().any(|o| !o.is_definite()))
+                    .then(|| Search::with_mode(&model, &ops, mode(true)));
+            self.started = Some(Started {
+                model,
+                ops,
+                search,
+                lazy,
+                spent: Stats::default(),
+            });
         }
         let st = self.started.as_mut()?;
-        let found = st
-            .search
-            .run(&mut st.model, &st.ops, &sh.limits, self.budget);
+        let found = st.run(&sh.limits, self.budget);
         self.elapsed += t.elapsed();
         let found = found?;
-        let stats = st.search.stats;
+        let mut stats = st.search.stats;
+        stats.add(st.spent);
         let mut kr = KeyResult {
             key: sh.history.key_name(self.key).to_string(),
             ops: self.ids.len(),

@@ -186,6 +186,15 @@ pub(crate) struct Stats {
     pub cache_bytes: usize,
 }
 
+impl Stats {
+    /// Adds another search's counters (a portfolio's strategies).
+    pub fn add(&mut self, o: Stats) {
+        self.steps += o.steps;
+        self.configs += o.configs;
+        self.cache_bytes += o.cache_bytes;
+    }
+}
+
 /// A resumable search over one key's operations: [`Search::run`] advances it by a bounded
 /// number of steps, so many keys can share a few threads fairly (a key that fails fast is found
 /// fast even when a hard key is queued before it).
@@ -536,6 +545,7 @@ impl<M: Model> Search<M> {
 
     /// Gives back the memory charged to the limits, for a search abandoned before it finished.
     pub fn release(&mut self, limits: &Limits<'_>) {
+        self.stats.configs = self.cache.len() as u64;
         limits
             .memory_used
             .fetch_sub(self.charged, Ordering::Relaxed);
