@@ -51,6 +51,23 @@ pub struct CheckOptions {
     pub info_limit: usize,
     /// Streaming check: retired writes kept per key to explain a violation found later.
     pub context_ops: usize,
+    /// How the whole-history check searches each key (the streaming checker's windows always
+    /// use the lazy rule where it holds).
+    pub strategy: Strategy,
+}
+
+/// How [`check()`] searches a key. Every strategy is complete: they differ only in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Both of the others, each for half the steps; the first answer wins.
+    #[default]
+    Portfolio,
+    /// Indefinite operations may take effect anywhere (Wing & Gong, Lowe).
+    Eager,
+    /// An indefinite operation takes effect only to set a value something uses (the lazy
+    /// rule); register models with the reductions on, else the same as `Eager`.
+    Lazy,
 }
 
 impl Default for CheckOptions {
@@ -67,6 +84,7 @@ impl Default for CheckOptions {
             window_limit: 100_000,
             info_limit: 250_000,
             context_ops: 4,
+            strategy: Strategy::Portfolio,
         }
     }
 }
@@ -127,6 +145,11 @@ impl CheckOptions {
     /// Sets the streaming checker's limit on carried indefinite operations.
     pub fn info_limit(mut self, ops: usize) -> Self {
         self.info_limit = ops;
+        self
+    }
+    /// Sets the search strategy of the whole-history check.
+    pub fn strategy(mut self, s: Strategy) -> Self {
+        self.strategy = s;
         self
     }
     /// Sets how many retired writes per key the streaming checker keeps for explanations.
@@ -415,11 +438,19 @@ where
                 prune: true,
                 same_as: same_as.clone(),
             };
-            let search = Search::with_mode(&model, &ops, mode(false));
             // The lazy rule only matters when there are indefinite operations to leave out.
-            let lazy =
-                (sh.opts.reductions && model.lazy_rule() && ops.iter().any(|o| !o.is_definite()))
-                    .then(|| Search::with_mode(&model, &ops, mode(true)));
+            let lazy_applies =
+                sh.opts.reductions && model.lazy_rule() && ops.iter().any(|o| !o.is_definite());
+            let (search, lazy) = match sh.opts.strategy {
+                Strategy::Lazy if lazy_applies => {
+                    (Search::with_mode(&model, &ops, mode(true)), None)
+                }
+                Strategy::Portfolio if lazy_applies => (
+                    Search::with_mode(&model, &ops, mode(false)),
+                    Some(Search::with_mode(&model, &ops, mode(true))),
+                ),
+                _ => (Search::with_mode(&model, &ops, mode(false)), None),
+            };
             self.started = Some(Started {
                 model,
                 ops,
