@@ -210,6 +210,11 @@ pub(crate) struct Search<M: Model> {
     entry: u32,
     /// Which pass over the candidates the walk is in (see the module comment).
     indefinite_pass: bool,
+    /// The indefinite pass: the first definite return entry, which ends it (entries are
+    /// numbered in list order).
+    limit: u32,
+    /// Head of the list of indefinite operations' call entries.
+    head_b: u32,
     remaining: usize,
     /// Value-obligation pruning (see the module comment); empty when the model has none.
     obligations: Obligations,
@@ -377,6 +382,7 @@ impl<M: Model> Search<M> {
         mode: Mode<M::State>,
     ) -> Self {
         let (nodes, call_of) = build_list(ops);
+        let head_b = nodes.len() as u32 - 1;
         let definite = ops.iter().filter(|o| o.is_definite()).count();
         let entry = nodes[HEAD as usize].next;
         let mut starts = mode.starts;
@@ -403,6 +409,8 @@ impl<M: Model> Search<M> {
             charged: 0,
             entry,
             indefinite_pass: false,
+            limit: NONE,
+            head_b,
             obligations: if mode.prune {
                 Obligations::new(model, ops, lazy)
             } else {
@@ -585,14 +593,15 @@ impl<M: Model> Search<M> {
                     return None;
                 }
             }
-            // `remaining > 0` means a definite return entry is still linked, so the walk from
-            // the head meets a return entry before the end of the list.
-            let entry = self.entry;
+            // `remaining > 0` means a definite return entry is still linked, so the definite
+            // pass meets a return entry before the end of its list. The indefinite pass ends at
+            // the entry where the definite one did.
+            let mut entry = self.entry;
+            if self.indefinite_pass && (entry == NONE || entry > self.limit) {
+                entry = self.limit;
+            }
             let node = self.nodes[entry as usize];
-            if node.is_call && node.definite == self.indefinite_pass {
-                // Not this pass's kind of operation.
-                self.entry = node.next;
-            } else if node.is_call {
+            if node.is_call {
                 let op = &ops[node.op as usize];
                 let mut dead = false;
                 let mut step = model
@@ -664,9 +673,10 @@ impl<M: Model> Search<M> {
                     return Some(found);
                 }
             } else if !self.indefinite_pass {
-                // End of the definite pass: now try the indefinite operations.
+                // End of the definite pass: now try the indefinite operations invoked before it.
                 self.indefinite_pass = true;
-                self.entry = self.nodes[HEAD as usize].next;
+                self.limit = entry;
+                self.entry = self.nodes[self.head_b as usize].next;
             } else {
                 // Dead end: remember the deepest one for the counterexample.
                 if self
@@ -754,6 +764,15 @@ impl<M: Model> Search<M> {
             if !forced {
                 self.entry = self.nodes[e as usize].next;
                 self.indefinite_pass = !ops[op as usize].is_definite();
+                if self.indefinite_pass {
+                    // The definite list is as it was when `e` was taken: find where the
+                    // definite pass ended then (past at most the open definite calls).
+                    let mut r = self.nodes[HEAD as usize].next;
+                    while self.nodes[r as usize].is_call {
+                        r = self.nodes[r as usize].next;
+                    }
+                    self.limit = r;
+                }
                 return None;
             }
         }
@@ -785,8 +804,12 @@ fn over_limit<S: Copy + Eq>(
     None
 }
 
-/// Builds the entry list: node 0 is the head; then entries sorted by position (calls before
-/// returns at equal positions cannot happen except among returns, whose order is immaterial).
+/// Builds the entry lists: node 0 is the head of the definite operations' call and return
+/// entries, the last node the head of the indefinite operations' call entries (their returns,
+/// at +infinity, are never reached: the walk ends at a definite return); entries are numbered
+/// by position (calls before returns at equal positions cannot happen except among returns,
+/// whose order is immaterial). Two lists, so that neither pass walks over the other's
+/// entries: with many timeouts most entries are indefinite calls nothing needs yet.
 fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
     let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
     for (i, op) in ops.iter().enumerate() {
@@ -809,7 +832,7 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
     let mut nodes = Vec::with_capacity(events.len() + 1);
     nodes.push(Node {
         prev: NONE,
-        next: 1,
+        next: NONE,
         op: NONE,
         partner: NONE,
         is_call: false,
@@ -826,8 +849,8 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
             ret_node[i as usize] = idx;
         }
         nodes.push(Node {
-            prev: idx - 1,
-            next: if k + 1 == events.len() { NONE } else { idx + 1 },
+            prev: NONE,
+            next: NONE,
             op: i,
             partner: NONE,
             is_call,
@@ -838,6 +861,30 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
     for i in 0..ops.len() {
         nodes[call_node[i] as usize].partner = ret_node[i];
         nodes[ret_node[i] as usize].partner = call_node[i];
+    }
+    let head_b = nodes.len() as u32;
+    nodes.push(Node {
+        prev: NONE,
+        next: NONE,
+        op: NONE,
+        partner: NONE,
+        is_call: false,
+        definite: false,
+        bit: NONE,
+    });
+    let (mut tail_a, mut tail_b) = (HEAD, head_b);
+    for idx in 1..head_b {
+        let n = nodes[idx as usize];
+        let tail = if n.definite {
+            &mut tail_a
+        } else if n.is_call {
+            &mut tail_b
+        } else {
+            continue;
+        };
+        nodes[*tail as usize].next = idx;
+        nodes[idx as usize].prev = *tail;
+        *tail = idx;
     }
     (nodes, call_node)
 }
@@ -860,16 +907,21 @@ fn relink(nodes: &mut [Node], e: u32) {
     }
 }
 
-/// Removes an operation's call entry and its return entry.
+/// Removes an operation's call entry and its return entry (an indefinite operation's return
+/// is in no list).
 #[inline]
 fn lift(nodes: &mut [Node], call: u32) {
     unlink(nodes, call);
-    unlink(nodes, nodes[call as usize].partner);
+    if nodes[call as usize].definite {
+        unlink(nodes, nodes[call as usize].partner);
+    }
 }
 
 /// Undoes [`lift`] (in reverse order, so the saved links are valid again).
 #[inline]
 fn unlift(nodes: &mut [Node], call: u32) {
-    relink(nodes, nodes[call as usize].partner);
+    if nodes[call as usize].definite {
+        relink(nodes, nodes[call as usize].partner);
+    }
     relink(nodes, call);
 }
