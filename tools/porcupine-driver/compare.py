@@ -3,6 +3,7 @@
 
     compare.py [--seeds 100] [--class NAME=OPS,PROCS,DOMAIN,INFO ...] [--ours LABEL=BIN ...]
                [--porcupine BIN] [--dir DIR] [--rows FILE]
+    compare.py --from-rows FILE     # the tables again, from the rows a run wrote
 
 Generates each class's histories with lincheck's generator (the `gen_history` example: one key,
 values drawn from 1..=DOMAIN, INFO the share of indefinite operations), then for every seed runs
@@ -56,7 +57,21 @@ def main():
     ap.add_argument("--porcupine", default=os.environ.get("PORCUPINE_DRIVER"))
     ap.add_argument("--dir", default="/tmp/lincheck-vs-porcupine")
     ap.add_argument("--rows", help="write every measurement (TSV) here")
+    ap.add_argument("--from-rows", help="print the tables of a --rows file (seeds every "
+                    "checker finished) and exit")
     a = ap.parse_args()
+    if a.from_rows:
+        by = {}
+        for line in open(a.from_rows):
+            name, seed, label, v, secs, mb = line.rstrip("\n").split("\t")
+            by.setdefault(name, {}).setdefault(int(seed), {})[label] = (v, float(secs), float(mb))
+        for name, seeds in by.items():
+            labels = sorted({lab for r in seeds.values() for lab in r},
+                            key=lambda lab: (lab == "porcupine", lab))
+            done = sorted(s for s, r in seeds.items() if len(r) == len(labels))
+            res = {lab: [(s,) + seeds[s][lab] for s in done] for lab in labels}
+            table(name, f"{len(done)} seeds", res, "porcupine" in labels)
+        return
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "examples"
     gen = a.gen or str(target / "gen_history")
     ours = [o.split("=", 1) for o in (a.ours or [f"lincheck={target / 'lincheck'}"])]
@@ -87,33 +102,38 @@ def main():
                 if rows:
                     rows.write(f"{name}\t{seed}\t{label}\t{v}\t{secs:.4f}\t{mb:.1f}\n")
                     rows.flush()
-        print(f"## {name}: 1 key, {n} ops, {procs} processes, domain {domain}, "
-              f"{float(info):.0%} info; {a.seeds} seeds\n")
-        print("| checker | verdicts | time median | p90 | p99 | max (seed) | "
-              "peak RSS median (MB) | p90 | p99 | max | seeds slower than Porcupine | "
-              "worst time ratio (seed) | p99 ratio |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for label, _ in checkers:
-            r = res[label]
-            ts = [x[2] for x in r]
-            ms = [x[3] for x in r]
-            verdicts = {}
-            for x in r:
-                verdicts[x[1]] = verdicts.get(x[1], 0) + 1
-            worst = max(r, key=lambda x: x[2])
-            slower = worst_ratio = p99r = "-"
-            if porc and label != "porcupine":
-                ratios = [(x[2] / p[2], x[0]) for x, p in zip(r, res["porcupine"])]
-                slower = str(sum(1 for q, _ in ratios if q > 1))
-                wr = max(ratios)
-                worst_ratio = f"{wr[0]:.2f} ({wr[1]})"
-                p99r = f"{pct([q for q, _ in ratios], 99):.2f}"
-            vs = ", ".join(f"{k} {c}" for k, c in sorted(verdicts.items()))
-            print(f"| {label} | {vs} | {pct(ts, 50):.3f} | {pct(ts, 90):.3f} | {pct(ts, 99):.3f} "
-                  f"| {worst[2]:.3f} ({worst[0]}) | {pct(ms, 50):.0f} | {pct(ms, 90):.0f} "
-                  f"| {pct(ms, 99):.0f} | {max(ms):.0f} | {slower} | {worst_ratio} | {p99r} |")
-        print()
-        sys.stdout.flush()
+        table(name, f"1 key, {n} ops, {procs} processes, domain {domain}, {float(info):.0%} "
+              f"info; {a.seeds} seeds", res, bool(porc))
+
+
+def table(name, what, res, porc):
+    """Prints one class's table; res: label -> [(seed, verdict, seconds, MB)] in seed order."""
+    print(f"## {name}: {what}\n")
+    print("| checker | verdicts | time median | p90 | p99 | max (seed) | "
+          "peak RSS median (MB) | p90 | p99 | max | seeds slower than Porcupine | "
+          "worst time ratio (seed) | p99 ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for label in res:
+        r = res[label]
+        ts = [x[2] for x in r]
+        ms = [x[3] for x in r]
+        verdicts = {}
+        for x in r:
+            verdicts[x[1]] = verdicts.get(x[1], 0) + 1
+        worst = max(r, key=lambda x: x[2])
+        slower = worst_ratio = p99r = "-"
+        if porc and label != "porcupine":
+            ratios = [(x[2] / p[2], x[0]) for x, p in zip(r, res["porcupine"])]
+            slower = str(sum(1 for q, _ in ratios if q > 1))
+            wr = max(ratios)
+            worst_ratio = f"{wr[0]:.2f} ({wr[1]})"
+            p99r = f"{pct([q for q, _ in ratios], 99):.2f}"
+        vs = ", ".join(f"{k} {c}" for k, c in sorted(verdicts.items()))
+        print(f"| {label} | {vs} | {pct(ts, 50):.3f} | {pct(ts, 90):.3f} | {pct(ts, 99):.3f} "
+              f"| {worst[2]:.3f} ({worst[0]}) | {pct(ms, 50):.0f} | {pct(ms, 90):.0f} "
+              f"| {pct(ms, 99):.0f} | {max(ms):.0f} | {slower} | {worst_ratio} | {p99r} |")
+    print()
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -45,8 +45,23 @@
 //! goes straight past it. This removes the exponential number of subsets of concurrent reads of
 //! one value that the plain search enumerates when it has to refute a history.
 //!
+//! Interchangeable indefinite operations (*same as*; the whole-history check and streaming).
+//! Let `a` and `b` be indefinite operations with the same input, `a` invoked first. Whenever `b`
+//! is a candidate so is `a` (its call entry comes earlier), and neither has a return entry that
+//! blocks anything, so in any completion the two can trade places (and if only `b` is taken,
+//! `a` can take its place): every completion maps to one that takes them in order of
+//! invocation, through the same states. So `b` is tried only once `a` is linearized. On small
+//! value domains with many timeouts this is what keeps the cache from filling with
+//! configurations that differ only in which of several identical timed-out writes took effect.
+//!
 //! Lowe's cache makes the search visit each configuration at most once: two paths that linearize
 //! the same set of operations and reach the same state have the same futures.
+//!
+//! The definite operations' entries and the indefinite operations' call entries are kept in two
+//! lists (the indefinite returns, at +infinity, are never reached), numbered in one real-time
+//! order: the definite pass walks the first to its first return entry, the indefinite pass the
+//! second up to that entry's position. With many timeouts most entries are indefinite calls
+//! nothing needs yet, and one list made every restart walk over them.
 //!
 //! The inner loop allocates nothing: the list is an array of `u32` links, the linearized set a
 //! bitset with an incrementally maintained Zobrist hash, the cache a flat open-addressing table.
@@ -68,8 +83,8 @@
 //!   obligation, part of the configuration: salted into the cache key); an end reached with an
 //!   obligation pending is not recorded. `stream::key` proves that this loses no end
 //!   configuration up to dominance.
-//! - *Same as*: identical indefinite operations are taken in order of invocation (swapping two
-//!   that are both invoked changes nothing).
+//! - *Same as*: identical indefinite operations are taken in order of invocation (see above;
+//!   for pool operations, all available from the start, it is the same swap).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -203,7 +218,8 @@ pub(crate) struct Search<M: Model> {
     bits: Bitset,
     cache: Cache<M::State>,
     /// (call entry, state before, taken as a forced read-only step, lazy obligation before).
-    calls: Vec<(u32, M::State, bool, Owe)>,
+    /// The indefinite pass's limit when the operation was taken.
+    calls: Vec<(u32, M::State, bool, Owe, u32)>,
     state: M::State,
     best: Option<(Vec<u32>, M::State, u32, usize)>,
     charged: usize,
@@ -504,7 +520,7 @@ impl<M: Model> Search<M> {
             return None;
         }
         let mut used = self.starts[self.start].pre.clone();
-        for &(e, _, _, _) in &self.calls {
+        for &(e, _, _, _, _) in &self.calls {
             let op = self.nodes[e as usize].op;
             if !ops[op as usize].is_definite() {
                 used.push(op);
@@ -513,7 +529,7 @@ impl<M: Model> Search<M> {
         used.sort_unstable();
         let mut setter = None;
         let mut after = self.state;
-        for &(e, before, _, _) in self.calls.iter().rev() {
+        for &(e, before, _, _, _) in self.calls.iter().rev() {
             if after != before {
                 setter = Some(self.nodes[e as usize].op);
                 break;
@@ -648,7 +664,8 @@ impl<M: Model> Search<M> {
                         .cache
                         .insert(&self.bits, next, state_hash(&next) ^ salt)
                     {
-                        self.calls.push((entry, self.state, read_only, self.owe));
+                        self.calls
+                            .push((entry, self.state, read_only, self.owe, self.limit));
                         self.owe = owe;
                         self.obligations.account(node.op as usize, -1);
                         self.state = next;
@@ -688,7 +705,7 @@ impl<M: Model> Search<M> {
                     let prefix = self
                         .calls
                         .iter()
-                        .map(|&(e, _, _, _)| nodes[e as usize].op)
+                        .map(|&(e, _, _, _, _)| nodes[e as usize].op)
                         .collect();
                     self.best = Some((prefix, self.state, node.op, self.start));
                 }
@@ -749,7 +766,7 @@ impl<M: Model> Search<M> {
         blocker: u32,
     ) -> Option<Found<M::State>> {
         loop {
-            let Some((e, prev_state, forced, owe)) = self.calls.pop() else {
+            let Some((e, prev_state, forced, owe, limit)) = self.calls.pop() else {
                 return self.exhausted(blocker);
             };
             self.owe = owe;
@@ -764,15 +781,8 @@ impl<M: Model> Search<M> {
             if !forced {
                 self.entry = self.nodes[e as usize].next;
                 self.indefinite_pass = !ops[op as usize].is_definite();
-                if self.indefinite_pass {
-                    // The definite list is as it was when `e` was taken: find where the
-                    // definite pass ended then (past at most the open definite calls).
-                    let mut r = self.nodes[HEAD as usize].next;
-                    while self.nodes[r as usize].is_call {
-                        r = self.nodes[r as usize].next;
-                    }
-                    self.limit = r;
-                }
+                // The indefinite pass `e` was taken in resumes with the same limit.
+                self.limit = limit;
                 return None;
             }
         }
