@@ -1,5 +1,8 @@
 //! Checks history files and prints one line each: `cargo run --release -p lincheck --example
-//! lincheck -- FILE...` (format detected; model by format).
+//! lincheck -- [--stats] [--stream] [--no-reductions] [--threads=1] FILE...` (format detected; model by
+//! format). `--stream` checks with the streaming checker (what `harness check` does for JSONL).
+//! `--stats` adds a line per key: operations searched, search steps, configurations
+//! cached, indefinite operations clamped and dropped by the reductions.
 
 use std::time::Instant;
 
@@ -8,26 +11,47 @@ use lincheck::{check_file, CheckOptions, Format};
 fn main() {
     let mut opts = CheckOptions::default();
     let mut files = Vec::new();
+    let mut stats = false;
+    let mut stream = false;
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--no-reductions" => opts = opts.reductions(false),
             "--threads=1" => opts = opts.threads(1),
+            "--stats" => stats = true,
+            "--stream" => stream = true,
             _ => files.push(a),
         }
     }
     for f in files {
         let t = Instant::now();
-        match check_file(f.as_ref(), Format::Auto, &opts) {
-            Ok(c) => println!(
-                "{f}\t{}\t{:.1} ms\t{}",
-                c.result.verdict.name(),
-                t.elapsed().as_secs_f64() * 1e3,
-                c.result
-                    .counterexamples
-                    .first()
-                    .map(|c| c.explanation.as_str())
-                    .unwrap_or("")
-            ),
+        let checked = if stream {
+            lincheck::stream::check_file(f.as_ref(), Format::Auto, &opts)
+                .map(|s| s.result)
+                .map_err(|e| e.to_string())
+        } else {
+            check_file(f.as_ref(), Format::Auto, &opts)
+                .map(|c| c.result)
+                .map_err(|e| e.to_string())
+        };
+        match checked {
+            Ok(result) => {
+                println!(
+                    "{f}\t{}\t{:.1} ms\t{}",
+                    result.verdict.name(),
+                    t.elapsed().as_secs_f64() * 1e3,
+                    result
+                        .counterexamples
+                        .first()
+                        .map(|c| c.explanation.as_str())
+                        .unwrap_or("")
+                );
+                for k in result.keys.iter().filter(|_| stats) {
+                    println!(
+                        "  key {}\tsearched {}\tsteps {}\tconfigs {}\tclamped {}\tdropped {}",
+                        k.key, k.searched_ops, k.steps, k.configs, k.clamped, k.dropped
+                    );
+                }
+            }
             Err(e) => println!("{f}\terror: {e}"),
         }
     }

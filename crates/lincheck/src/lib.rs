@@ -35,7 +35,7 @@ pub mod stream;
 
 use std::path::Path;
 
-pub use check::{check, CheckOptions};
+pub use check::{check, CheckOptions, Strategy};
 pub use error::{CheckError, LineError, LineErrorKind, ModelError, ReadError};
 pub use history::{Func, History, Operation, Outcome, Value};
 pub use import::{detect, read_file, Format};

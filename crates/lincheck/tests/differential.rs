@@ -5,7 +5,7 @@
 
 mod support;
 
-use lincheck::{check, CheckOptions, ModelKind, Verdict};
+use lincheck::{check, CheckOptions, ModelKind, Strategy, Verdict};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
@@ -85,13 +85,16 @@ fn oracle(ops: &[SimOp]) -> bool {
     t.is_consistent()
 }
 
-fn ours(ops: &[SimOp], reductions: bool) -> Verdict {
+fn ours(ops: &[SimOp], reductions: bool, strategy: Strategy) -> Verdict {
     let h = gen::to_history(ops);
     let opts = CheckOptions::new(ModelKind::Register)
         .threads(1)
-        .reductions(reductions);
+        .reductions(reductions)
+        .strategy(strategy);
     check(&h, &opts).expect("register history").verdict
 }
+
+const STRATEGIES: [Strategy; 3] = [Strategy::Portfolio, Strategy::Eager, Strategy::Lazy];
 
 #[test]
 fn agrees_with_stateright_on_10k_small_histories() {
@@ -117,14 +120,21 @@ fn agrees_with_stateright_on_10k_small_histories() {
                 "seed {i}: simulated history rejected by stateright: {ops:?}"
             );
         }
+        let want = if expect {
+            Verdict::Linearizable
+        } else {
+            Verdict::NotLinearizable
+        };
         for reductions in [true, false] {
-            let got = ours(&ops, reductions);
-            let want = if expect {
-                Verdict::Linearizable
-            } else {
-                Verdict::NotLinearizable
-            };
-            assert_eq!(got, want, "seed {i} (reductions {reductions}): {:#?}", ops);
+            // The portfolio's first answer is nearly always the eager search's on histories
+            // this small, so each strategy is also checked alone.
+            for strategy in STRATEGIES {
+                let got = ours(&ops, reductions, strategy);
+                assert_eq!(
+                    got, want,
+                    "seed {i} (reductions {reductions}, {strategy:?}): {ops:#?}"
+                );
+            }
         }
         if expect {
             valid += 1;
@@ -144,4 +154,44 @@ fn agrees_with_stateright_on_10k_small_histories() {
         "valid {valid}, invalid {invalid}"
     );
     assert!(with_info > 3000, "with info {with_info}");
+}
+
+/// Histories too big for the oracle, of the class where the strategies differ most (one key,
+/// values from a domain of 3 or 4, a fifth of the operations indefinite), valid and mutated:
+/// the eager and lazy searches and the portfolio give the same verdict.
+#[test]
+fn strategies_agree_on_small_domain_info_heavy_histories() {
+    let mut rng = StdRng::seed_from_u64(0x16);
+    let mut seen = [0usize; 2];
+    for i in 0..300u64 {
+        let p = gen::Params {
+            ops: 60 + (i as usize % 5) * 30,
+            keys: 1,
+            procs: [4, 6, 10][i as usize % 3],
+            info_rate: 0.2,
+            fail_rate: 0.02,
+            read_frac: 0.4,
+            write_frac: 0.4,
+            unique_values: false,
+            domain: 3 + (i as i64 % 2),
+            seed: i,
+        };
+        let mut ops = gen::generate(&p);
+        if i % 2 == 1 {
+            gen::inject_stale_read(&mut ops, i);
+            gen::mutate(&mut ops, &mut rng, p.domain);
+        }
+        let verdicts = STRATEGIES.map(|s| ours(&ops, true, s));
+        assert!(
+            verdicts.iter().all(|&v| v == verdicts[0]),
+            "seed {i}: {verdicts:?}"
+        );
+        assert_ne!(verdicts[0], Verdict::Unknown, "seed {i}");
+        seen[(verdicts[0] == Verdict::Linearizable) as usize] += 1;
+    }
+    // Both verdicts must be exercised.
+    assert!(
+        seen[0] > 20 && seen[1] > 100,
+        "not / linearizable: {seen:?}"
+    );
 }

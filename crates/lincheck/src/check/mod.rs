@@ -5,7 +5,7 @@ mod cache;
 pub(crate) use cache::{splitmix64, state_hash, FxHasher};
 pub(crate) mod reduce;
 pub(crate) mod search;
-pub(crate) use search::{Abort, End, Found, Limits, Mode, Search, Start};
+pub(crate) use search::{Abort, End, Found, Limits, Mode, Search, Start, Stats};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -51,6 +51,23 @@ pub struct CheckOptions {
     pub info_limit: usize,
     /// Streaming check: retired writes kept per key to explain a violation found later.
     pub context_ops: usize,
+    /// How the whole-history check searches each key (the streaming checker's windows always
+    /// use the lazy rule where it holds).
+    pub strategy: Strategy,
+}
+
+/// How [`check()`] searches a key. Every strategy is complete: they differ only in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Both of the others, each for half the steps; the first answer wins.
+    #[default]
+    Portfolio,
+    /// Indefinite operations may take effect anywhere (Wing & Gong, Lowe).
+    Eager,
+    /// An indefinite operation takes effect only to set a value something uses (the lazy
+    /// rule); register models with the reductions on, else the same as `Eager`.
+    Lazy,
 }
 
 impl Default for CheckOptions {
@@ -67,6 +84,7 @@ impl Default for CheckOptions {
             window_limit: 100_000,
             info_limit: 250_000,
             context_ops: 4,
+            strategy: Strategy::Portfolio,
         }
     }
 }
@@ -127,6 +145,11 @@ impl CheckOptions {
     /// Sets the streaming checker's limit on carried indefinite operations.
     pub fn info_limit(mut self, ops: usize) -> Self {
         self.info_limit = ops;
+        self
+    }
+    /// Sets the search strategy of the whole-history check.
+    pub fn strategy(mut self, s: Strategy) -> Self {
+        self.strategy = s;
         self
     }
     /// Sets how many retired writes per key the streaming checker keeps for explanations.
@@ -287,6 +310,10 @@ trait Prepare: Encode + Send {
     fn reduce(&self, _ops: &mut Vec<SearchOp<Self::Input, Self::Output>>) -> (usize, usize) {
         (0, 0)
     }
+    /// Whether the search may use the lazy rule for indefinite operations (see `stream::key`).
+    fn lazy_rule(&self) -> bool {
+        false
+    }
 }
 
 impl Prepare for Kv {}
@@ -296,12 +323,66 @@ impl Prepare for Register {
         let r = reduce::reduce(ops, self.init());
         (r.clamped, r.dropped)
     }
+    fn lazy_rule(&self) -> bool {
+        true
+    }
 }
 
 struct Started<M: Model> {
     model: M,
     ops: Vec<SearchOp<M::Input, M::Output>>,
     search: Search<M>,
+    /// The second strategy of the portfolio (the lazy rule), while it runs; see
+    /// [`Started::run`].
+    lazy: Option<Search<M>>,
+    /// Steps and configurations of a strategy that has stopped.
+    spent: Stats,
+}
+
+impl<M: Model> Started<M> {
+    /// Runs the portfolio for about `budget` steps: the eager search (indefinite operations
+    /// anywhere) and, for models with value effects, the lazy one (an indefinite operation only
+    /// for a value something uses, `stream::key`'s lemma), each for half the budget, and takes
+    /// the first answer. Both are complete, so either's verdict is the verdict. Neither wins
+    /// everywhere: on small value domains with many timeouts each has seeds where it explores
+    /// ten to a hundred times as many configurations as the other, so the pair costs at most
+    /// about twice the better one. A strategy that runs out of memory is dropped and the other
+    /// goes on alone.
+    fn run(&mut self, limits: &Limits<'_>, budget: u64) -> Option<Found<M::State>> {
+        let Some(lazy) = self.lazy.as_mut() else {
+            return self.search.run(&mut self.model, &self.ops, limits, budget);
+        };
+        let half = (budget / 2).max(1);
+        match self.search.run(&mut self.model, &self.ops, limits, half) {
+            None => {}
+            Some(Found::Aborted(Abort::Memory)) => {
+                self.spent.add(self.search.stats);
+                self.search = self.lazy.take()?;
+                return None;
+            }
+            Some(found) => {
+                lazy.release(limits);
+                self.spent.add(lazy.stats);
+                self.lazy = None;
+                return Some(found);
+            }
+        }
+        match lazy.run(&mut self.model, &self.ops, limits, half) {
+            None => None,
+            Some(Found::Aborted(Abort::Memory)) => {
+                self.spent.add(lazy.stats);
+                self.lazy = None;
+                None
+            }
+            Some(found) => {
+                self.search.release(limits);
+                self.spent.add(self.search.stats);
+                std::mem::swap(&mut self.search, lazy);
+                self.lazy = None;
+                Some(found)
+            }
+        }
+    }
 }
 
 struct KeyJob<M: Model> {
@@ -349,16 +430,41 @@ where
             if sh.opts.reductions {
                 (self.clamped, self.dropped) = model.reduce(&mut ops);
             }
-            let search = Search::new(&model, &ops);
-            self.started = Some(Started { model, ops, search });
+            let same_as = interchangeable(sh.history, &ops);
+            let mode = |lazy| Mode {
+                starts: Vec::new(),
+                enumerate: false,
+                lazy,
+                prune: true,
+                same_as: same_as.clone(),
+            };
+            // The lazy rule only matters when there are indefinite operations to leave out.
+            let lazy_applies =
+                sh.opts.reductions && model.lazy_rule() && ops.iter().any(|o| !o.is_definite());
+            let (search, lazy) = match sh.opts.strategy {
+                Strategy::Lazy if lazy_applies => {
+                    (Search::with_mode(&model, &ops, mode(true)), None)
+                }
+                Strategy::Portfolio if lazy_applies => (
+                    Search::with_mode(&model, &ops, mode(false)),
+                    Some(Search::with_mode(&model, &ops, mode(true))),
+                ),
+                _ => (Search::with_mode(&model, &ops, mode(false)), None),
+            };
+            self.started = Some(Started {
+                model,
+                ops,
+                search,
+                lazy,
+                spent: Stats::default(),
+            });
         }
         let st = self.started.as_mut()?;
-        let found = st
-            .search
-            .run(&mut st.model, &st.ops, &sh.limits, self.budget);
+        let found = st.run(&sh.limits, self.budget);
         self.elapsed += t.elapsed();
         let found = found?;
-        let stats = st.search.stats;
+        let mut stats = st.search.stats;
+        stats.add(st.spent);
         let mut kr = KeyResult {
             key: sh.history.key_name(self.key).to_string(),
             ops: self.ids.len(),
@@ -422,6 +528,36 @@ where
     fn set_budget(&mut self, budget: u64) {
         self.budget = budget;
     }
+}
+
+/// For the search's *same as* rule: per operation, the indefinite operation with the same input
+/// invoked last before it, or `u32::MAX`. Two indefinite operations with the same input are
+/// interchangeable once both are invoked: each may take effect at any point after its
+/// invocation, or never, and neither blocks anything, so swapping their places in a
+/// linearization gives another one. The search therefore takes them in order of invocation
+/// (see `search.rs`), and never explores the configurations that differ only in which of them
+/// were taken: on small value domains, with many timeouts, there are exponentially many.
+pub(crate) fn interchangeable<I, O>(history: &History, ops: &[SearchOp<I, O>]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..ops.len() as u32)
+        .filter(|&i| !ops[i as usize].is_definite())
+        .collect();
+    let mut same_as = vec![u32::MAX; ops.len()];
+    if order.len() < 2 {
+        return Vec::new();
+    }
+    // The search's list order: by invocation, ties by index.
+    order.sort_unstable_by_key(|&i| (ops[i as usize].call, i));
+    let mut last: std::collections::HashMap<(crate::history::Func, &Value, &Value), u32> =
+        std::collections::HashMap::new();
+    for i in order {
+        let Some(op) = history.ops.get(ops[i as usize].id as usize) else {
+            continue;
+        };
+        if let Some(prev) = last.insert((op.f, &op.arg, &op.arg2), i) {
+            same_as[i as usize] = prev;
+        }
+    }
+    same_as
 }
 
 /// Builds the counterexample from the search's deepest dead end. `start`: the state the prefix

@@ -45,8 +45,23 @@
 //! goes straight past it. This removes the exponential number of subsets of concurrent reads of
 //! one value that the plain search enumerates when it has to refute a history.
 //!
+//! Interchangeable indefinite operations (*same as*; the whole-history check and streaming).
+//! Let `a` and `b` be indefinite operations with the same input, `a` invoked first. Whenever `b`
+//! is a candidate so is `a` (its call entry comes earlier), and neither has a return entry that
+//! blocks anything, so in any completion the two can trade places (and if only `b` is taken,
+//! `a` can take its place): every completion maps to one that takes them in order of
+//! invocation, through the same states. So `b` is tried only once `a` is linearized. On small
+//! value domains with many timeouts this is what keeps the cache from filling with
+//! configurations that differ only in which of several identical timed-out writes took effect.
+//!
 //! Lowe's cache makes the search visit each configuration at most once: two paths that linearize
 //! the same set of operations and reach the same state have the same futures.
+//!
+//! The definite operations' entries and the indefinite operations' call entries are kept in two
+//! lists (the indefinite returns, at +infinity, are never reached), numbered in one real-time
+//! order: the definite pass walks the first to its first return entry, the indefinite pass the
+//! second up to that entry's position. With many timeouts most entries are indefinite calls
+//! nothing needs yet, and one list made every restart walk over them.
 //!
 //! The inner loop allocates nothing: the list is an array of `u32` links, the linearized set a
 //! bitset with an incrementally maintained Zobrist hash, the cache a flat open-addressing table.
@@ -68,8 +83,8 @@
 //!   obligation, part of the configuration: salted into the cache key); an end reached with an
 //!   obligation pending is not recorded. `stream::key` proves that this loses no end
 //!   configuration up to dominance.
-//! - *Same as*: identical indefinite operations are taken in order of invocation (swapping two
-//!   that are both invoked changes nothing).
+//! - *Same as*: identical indefinite operations are taken in order of invocation (see above;
+//!   for pool operations, all available from the start, it is the same swap).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -186,6 +201,15 @@ pub(crate) struct Stats {
     pub cache_bytes: usize,
 }
 
+impl Stats {
+    /// Adds another search's counters (a portfolio's strategies).
+    pub fn add(&mut self, o: Stats) {
+        self.steps += o.steps;
+        self.configs += o.configs;
+        self.cache_bytes += o.cache_bytes;
+    }
+}
+
 /// A resumable search over one key's operations: [`Search::run`] advances it by a bounded
 /// number of steps, so many keys can share a few threads fairly (a key that fails fast is found
 /// fast even when a hard key is queued before it).
@@ -194,13 +218,19 @@ pub(crate) struct Search<M: Model> {
     bits: Bitset,
     cache: Cache<M::State>,
     /// (call entry, state before, taken as a forced read-only step, lazy obligation before).
-    calls: Vec<(u32, M::State, bool, Owe)>,
+    /// The indefinite pass's limit when the operation was taken.
+    calls: Vec<(u32, M::State, bool, Owe, u32)>,
     state: M::State,
     best: Option<(Vec<u32>, M::State, u32, usize)>,
     charged: usize,
     entry: u32,
     /// Which pass over the candidates the walk is in (see the module comment).
     indefinite_pass: bool,
+    /// The indefinite pass: the first definite return entry, which ends it (entries are
+    /// numbered in list order).
+    limit: u32,
+    /// Head of the list of indefinite operations' call entries.
+    head_b: u32,
     remaining: usize,
     /// Value-obligation pruning (see the module comment); empty when the model has none.
     obligations: Obligations,
@@ -343,10 +373,6 @@ impl Obligations {
 }
 
 impl<M: Model> Search<M> {
-    pub fn new(model: &M, ops: &[SearchOp<M::Input, M::Output>]) -> Self {
-        Self::with_pruning(model, ops, true)
-    }
-
     /// A search with or without the value-obligation pruning. Without it, the deepest dead end
     /// is usually the operation a person would blame (the stale read rather than the write that
     /// overwrote its value), so counterexamples are re-derived that way when it is cheap.
@@ -372,6 +398,7 @@ impl<M: Model> Search<M> {
         mode: Mode<M::State>,
     ) -> Self {
         let (nodes, call_of) = build_list(ops);
+        let head_b = nodes.len() as u32 - 1;
         let definite = ops.iter().filter(|o| o.is_definite()).count();
         let entry = nodes[HEAD as usize].next;
         let mut starts = mode.starts;
@@ -398,6 +425,8 @@ impl<M: Model> Search<M> {
             charged: 0,
             entry,
             indefinite_pass: false,
+            limit: NONE,
+            head_b,
             obligations: if mode.prune {
                 Obligations::new(model, ops, lazy)
             } else {
@@ -491,7 +520,7 @@ impl<M: Model> Search<M> {
             return None;
         }
         let mut used = self.starts[self.start].pre.clone();
-        for &(e, _, _, _) in &self.calls {
+        for &(e, _, _, _, _) in &self.calls {
             let op = self.nodes[e as usize].op;
             if !ops[op as usize].is_definite() {
                 used.push(op);
@@ -500,7 +529,7 @@ impl<M: Model> Search<M> {
         used.sort_unstable();
         let mut setter = None;
         let mut after = self.state;
-        for &(e, before, _, _) in self.calls.iter().rev() {
+        for &(e, before, _, _, _) in self.calls.iter().rev() {
             if after != before {
                 setter = Some(self.nodes[e as usize].op);
                 break;
@@ -540,6 +569,7 @@ impl<M: Model> Search<M> {
 
     /// Gives back the memory charged to the limits, for a search abandoned before it finished.
     pub fn release(&mut self, limits: &Limits<'_>) {
+        self.stats.configs = self.cache.len() as u64;
         limits
             .memory_used
             .fetch_sub(self.charged, Ordering::Relaxed);
@@ -579,14 +609,15 @@ impl<M: Model> Search<M> {
                     return None;
                 }
             }
-            // `remaining > 0` means a definite return entry is still linked, so the walk from
-            // the head meets a return entry before the end of the list.
-            let entry = self.entry;
+            // `remaining > 0` means a definite return entry is still linked, so the definite
+            // pass meets a return entry before the end of its list. The indefinite pass ends at
+            // the entry where the definite one did.
+            let mut entry = self.entry;
+            if self.indefinite_pass && (entry == NONE || entry > self.limit) {
+                entry = self.limit;
+            }
             let node = self.nodes[entry as usize];
-            if node.is_call && node.definite == self.indefinite_pass {
-                // Not this pass's kind of operation.
-                self.entry = node.next;
-            } else if node.is_call {
+            if node.is_call {
                 let op = &ops[node.op as usize];
                 let mut dead = false;
                 let mut step = model
@@ -633,7 +664,8 @@ impl<M: Model> Search<M> {
                         .cache
                         .insert(&self.bits, next, state_hash(&next) ^ salt)
                     {
-                        self.calls.push((entry, self.state, read_only, self.owe));
+                        self.calls
+                            .push((entry, self.state, read_only, self.owe, self.limit));
                         self.owe = owe;
                         self.obligations.account(node.op as usize, -1);
                         self.state = next;
@@ -658,9 +690,10 @@ impl<M: Model> Search<M> {
                     return Some(found);
                 }
             } else if !self.indefinite_pass {
-                // End of the definite pass: now try the indefinite operations.
+                // End of the definite pass: now try the indefinite operations invoked before it.
                 self.indefinite_pass = true;
-                self.entry = self.nodes[HEAD as usize].next;
+                self.limit = entry;
+                self.entry = self.nodes[self.head_b as usize].next;
             } else {
                 // Dead end: remember the deepest one for the counterexample.
                 if self
@@ -672,7 +705,7 @@ impl<M: Model> Search<M> {
                     let prefix = self
                         .calls
                         .iter()
-                        .map(|&(e, _, _, _)| nodes[e as usize].op)
+                        .map(|&(e, _, _, _, _)| nodes[e as usize].op)
                         .collect();
                     self.best = Some((prefix, self.state, node.op, self.start));
                 }
@@ -733,7 +766,7 @@ impl<M: Model> Search<M> {
         blocker: u32,
     ) -> Option<Found<M::State>> {
         loop {
-            let Some((e, prev_state, forced, owe)) = self.calls.pop() else {
+            let Some((e, prev_state, forced, owe, limit)) = self.calls.pop() else {
                 return self.exhausted(blocker);
             };
             self.owe = owe;
@@ -748,6 +781,8 @@ impl<M: Model> Search<M> {
             if !forced {
                 self.entry = self.nodes[e as usize].next;
                 self.indefinite_pass = !ops[op as usize].is_definite();
+                // The indefinite pass `e` was taken in resumes with the same limit.
+                self.limit = limit;
                 return None;
             }
         }
@@ -779,8 +814,12 @@ fn over_limit<S: Copy + Eq>(
     None
 }
 
-/// Builds the entry list: node 0 is the head; then entries sorted by position (calls before
-/// returns at equal positions cannot happen except among returns, whose order is immaterial).
+/// Builds the entry lists: node 0 is the head of the definite operations' call and return
+/// entries, the last node the head of the indefinite operations' call entries (their returns,
+/// at +infinity, are never reached: the walk ends at a definite return); entries are numbered
+/// by position (calls before returns at equal positions cannot happen except among returns,
+/// whose order is immaterial). Two lists, so that neither pass walks over the other's
+/// entries: with many timeouts most entries are indefinite calls nothing needs yet.
 fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
     let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
     for (i, op) in ops.iter().enumerate() {
@@ -803,7 +842,7 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
     let mut nodes = Vec::with_capacity(events.len() + 1);
     nodes.push(Node {
         prev: NONE,
-        next: 1,
+        next: NONE,
         op: NONE,
         partner: NONE,
         is_call: false,
@@ -820,8 +859,8 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
             ret_node[i as usize] = idx;
         }
         nodes.push(Node {
-            prev: idx - 1,
-            next: if k + 1 == events.len() { NONE } else { idx + 1 },
+            prev: NONE,
+            next: NONE,
             op: i,
             partner: NONE,
             is_call,
@@ -832,6 +871,30 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
     for i in 0..ops.len() {
         nodes[call_node[i] as usize].partner = ret_node[i];
         nodes[ret_node[i] as usize].partner = call_node[i];
+    }
+    let head_b = nodes.len() as u32;
+    nodes.push(Node {
+        prev: NONE,
+        next: NONE,
+        op: NONE,
+        partner: NONE,
+        is_call: false,
+        definite: false,
+        bit: NONE,
+    });
+    let (mut tail_a, mut tail_b) = (HEAD, head_b);
+    for idx in 1..head_b {
+        let n = nodes[idx as usize];
+        let tail = if n.definite {
+            &mut tail_a
+        } else if n.is_call {
+            &mut tail_b
+        } else {
+            continue;
+        };
+        nodes[*tail as usize].next = idx;
+        nodes[idx as usize].prev = *tail;
+        *tail = idx;
     }
     (nodes, call_node)
 }
@@ -854,16 +917,21 @@ fn relink(nodes: &mut [Node], e: u32) {
     }
 }
 
-/// Removes an operation's call entry and its return entry.
+/// Removes an operation's call entry and its return entry (an indefinite operation's return
+/// is in no list).
 #[inline]
 fn lift(nodes: &mut [Node], call: u32) {
     unlink(nodes, call);
-    unlink(nodes, nodes[call as usize].partner);
+    if nodes[call as usize].definite {
+        unlink(nodes, nodes[call as usize].partner);
+    }
 }
 
 /// Undoes [`lift`] (in reverse order, so the saved links are valid again).
 #[inline]
 fn unlift(nodes: &mut [Node], call: u32) {
-    relink(nodes, nodes[call as usize].partner);
+    if nodes[call as usize].definite {
+        relink(nodes, nodes[call as usize].partner);
+    }
     relink(nodes, call);
 }
