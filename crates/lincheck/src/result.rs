@@ -19,6 +19,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict of a history from its keys' verdicts: not linearizable if any key is, else
+    /// unknown if any key is, else linearizable (an empty set of keys is linearizable).
+    pub fn overall(keys: impl IntoIterator<Item = Verdict>) -> Verdict {
+        keys.into_iter()
+            .fold(Verdict::Linearizable, |acc, v| match (acc, v) {
+                (Verdict::NotLinearizable, _) | (_, Verdict::NotLinearizable) => {
+                    Verdict::NotLinearizable
+                }
+                (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
+                _ => Verdict::Linearizable,
+            })
+    }
+
     /// `linearizable`, `not-linearizable`, `unknown`.
     pub fn name(self) -> &'static str {
         match self {
@@ -372,5 +385,19 @@ impl CheckResult {
             keys,
             counterexamples,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Verdict::{self, Linearizable as L, NotLinearizable as N, Unknown as U};
+
+    #[test]
+    fn overall_verdict_a_violation_wins_then_unknown() {
+        assert_eq!(Verdict::overall([]), L);
+        assert_eq!(Verdict::overall([L, L]), L);
+        assert_eq!(Verdict::overall([L, U, L]), U);
+        assert_eq!(Verdict::overall([U, N, L]), N);
+        assert_eq!(Verdict::overall([N, U]), N);
     }
 }

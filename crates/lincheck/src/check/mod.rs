@@ -283,16 +283,7 @@ pub fn check(history: &History, opts: &CheckOptions) -> Result<CheckResult, Mode
     }
     let mut results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     results.sort_by(|a, b| a.0.key.cmp(&b.0.key));
-    let verdict = if results
-        .iter()
-        .any(|r| r.0.verdict == Verdict::NotLinearizable)
-    {
-        Verdict::NotLinearizable
-    } else if results.iter().any(|r| r.0.verdict == Verdict::Unknown) {
-        Verdict::Unknown
-    } else {
-        Verdict::Linearizable
-    };
+    let verdict = Verdict::overall(results.iter().map(|r| r.0.verdict));
     let (keys, cexs): (Vec<_>, Vec<_>) = results.into_iter().unzip();
     Ok(CheckResult {
         verdict,

@@ -102,13 +102,7 @@ pub fn check(history: &History, opts: &CheckOptions) -> Result<CheckResult, Mode
     }
     keys.sort_by(|a, b| a.key.cmp(&b.key));
     counterexamples.sort_by(|a, b| a.key.cmp(&b.key));
-    let verdict = if keys.iter().any(|k| k.verdict == Verdict::NotLinearizable) {
-        Verdict::NotLinearizable
-    } else if keys.iter().any(|k| k.verdict == Verdict::Unknown) {
-        Verdict::Unknown
-    } else {
-        Verdict::Linearizable
-    };
+    let verdict = Verdict::overall(keys.iter().map(|k| k.verdict));
     Ok(CheckResult {
         verdict,
         model: model.name().to_string(),

@@ -678,16 +678,7 @@ impl Core {
         }
         self.failed = Some(StreamError::Finished);
         results.sort_by(|a, b| a.0.key.cmp(&b.0.key));
-        let verdict = if results
-            .iter()
-            .any(|r| r.0.verdict == Verdict::NotLinearizable)
-        {
-            Verdict::NotLinearizable
-        } else if results.iter().any(|r| r.0.verdict == Verdict::Unknown) {
-            Verdict::Unknown
-        } else {
-            Verdict::Linearizable
-        };
+        let verdict = Verdict::overall(results.iter().map(|r| r.0.verdict));
         let mut evidence = History {
             timed: true,
             window: true,
