@@ -46,7 +46,8 @@ pub fn flip_random_bit(dir: &Path, rng: &mut impl Rng) -> Result<Option<BitFlip>
     byte[0] ^= 1 << bit;
     file.write_all_at(&byte, offset)
         .map_err(|e| Error::io("writing", &path, e))?;
-    file.sync_all().map_err(|e| Error::io("syncing", &path, e))?;
+    file.sync_all()
+        .map_err(|e| Error::io("syncing", &path, e))?;
     Ok(Some(BitFlip {
         file: rel,
         offset,

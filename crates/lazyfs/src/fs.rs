@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -131,6 +131,7 @@ impl State {
             None => {
                 let rel = self.path(INodeNo(ino))?;
                 opened = OpenOptions::new()
+                    .read(true)
                     .write(true)
                     .open(self.tracker.abs(&rel))
                     .map_err(errno)?;
@@ -144,7 +145,8 @@ impl State {
     }
 
     fn rename(&mut self, from: &Path, to: &Path, flags: RenameFlags) -> Result<(), Errno> {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
             return Err(Errno::EINVAL);
         }
@@ -229,7 +231,8 @@ fn attr(ino: u64, meta: &fs::Metadata) -> FileAttr {
 fn backing_open(flags: i32) -> (OpenOptions, bool) {
     let acc = flags & libc::O_ACCMODE;
     let mut opts = OpenOptions::new();
-    opts.read(acc == libc::O_RDONLY || acc == libc::O_RDWR);
+    // Writable handles are opened for reading too: undo records read what a write replaces.
+    opts.read(true);
     opts.write(acc == libc::O_WRONLY || acc == libc::O_RDWR);
     let sync = flags & (libc::O_SYNC | libc::O_DSYNC) != 0;
     let strip = libc::O_ACCMODE
@@ -539,7 +542,14 @@ impl Filesystem for LazyFs {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let mut st = self.state();
         let result = st.fail(FaultedOps::Fsyncs).and_then(|()| {
             let h = st.handle(fh)?;
@@ -676,7 +686,9 @@ impl Filesystem for LazyFs {
             let (mut opts, sync) = backing_open(flags);
             // The kernel only asks to create a name it found missing; a write-only open still
             // needs to be writable here.
-            opts.write(true).create_new(true).mode(mode & !umask & 0o7777);
+            opts.write(true)
+                .create_new(true)
+                .mode(mode & !umask & 0o7777);
             let file = opts.open(st.tracker.abs(&rel)).map_err(errno)?;
             let attr = st.entry(&rel)?;
             st.tracker.created(attr.ino.0, &rel);
@@ -684,9 +696,13 @@ impl Filesystem for LazyFs {
             Ok((attr, fh))
         })();
         match result {
-            Ok((attr, fh)) => {
-                reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty())
-            }
+            Ok((attr, fh)) => reply.created(
+                &TTL,
+                &attr,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
             Err(e) => reply.error(e),
         }
     }
@@ -711,7 +727,9 @@ impl Filesystem for LazyFs {
             let h = st.handle(fh)?;
             let (ino, file) = (h.ino, h.file.try_clone().map_err(errno)?);
             // Only extends: a zero-length write records the durable length before it grows.
-            st.tracker.before_write(ino, &file, offset, 0).map_err(errno)?;
+            st.tracker
+                .before_write(ino, &file, offset, 0)
+                .map_err(errno)?;
             let (off, len) = (
                 i64::try_from(offset).map_err(|_| Errno::EINVAL)?,
                 i64::try_from(length).map_err(|_| Errno::EINVAL)?,

@@ -84,7 +84,11 @@ mod tests {
         inodes.moved(Path::new("a"), Path::new("b"));
         assert_eq!(inodes.path(dir), Some(Path::new("b")));
         assert_eq!(inodes.path(child), Some(Path::new("b/x")));
-        assert_eq!(inodes.path(other), Some(Path::new("ab")), "a prefix of the name is not a parent");
+        assert_eq!(
+            inodes.path(other),
+            Some(Path::new("ab")),
+            "a prefix of the name is not a parent"
+        );
         inodes.reset();
         assert_eq!(inodes.path(child), None);
         assert!(inodes.ino_for(Path::new("b/x")) > other);

@@ -67,13 +67,15 @@ pub fn check_available() -> Result<(), Error> {
             "cannot open /dev/fuse: {e} (in a container, pass the device, e.g. --device /dev/fuse)"
         )));
     }
-    let helper = std::env::var_os("FUSERMOUNT_PATH").map(PathBuf::from).or_else(|| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("fusermount3"))
-                .find(|p| p.is_file())
-        })
-    });
+    let helper = std::env::var_os("FUSERMOUNT_PATH")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("fusermount3"))
+                    .find(|p| p.is_file())
+            })
+        });
     if helper.is_none() {
         return Err(Error::FuseUnavailable(
             "fusermount3 is not on PATH (Debian: apt-get install fuse3)".into(),
@@ -128,13 +130,12 @@ impl Mount {
         let filesystem = fs::LazyFs {
             state: Arc::clone(&state),
         };
-        let session = fuser::spawn_mount(filesystem, mountpoint, &config).map_err(|source| {
-            Error::Mount {
+        let session =
+            fuser::spawn_mount(filesystem, mountpoint, &config).map_err(|source| Error::Mount {
                 mountpoint: mountpoint.to_path_buf(),
                 backing: backing.clone(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Mount {
             state,
             session: Some(session),
@@ -223,7 +224,9 @@ fn detach(mountpoint: &Path) -> std::io::Result<()> {
         .status()?;
     match status.success() {
         true => Ok(()),
-        false => Err(std::io::Error::other(format!("fusermount3 -u -z: {status}"))),
+        false => Err(std::io::Error::other(format!(
+            "fusermount3 -u -z: {status}"
+        ))),
     }
 }
 

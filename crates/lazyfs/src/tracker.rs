@@ -31,8 +31,13 @@ struct FileUndo {
 
 #[derive(Debug)]
 enum MetaOp {
-    Created { path: PathBuf },
-    Removed { path: PathBuf, trash: PathBuf },
+    Created {
+        path: PathBuf,
+    },
+    Removed {
+        path: PathBuf,
+        trash: PathBuf,
+    },
     Renamed {
         from: PathBuf,
         to: PathBuf,
@@ -133,7 +138,12 @@ impl Tracker {
     }
 
     /// Call before truncating `file` to `new_len`.
-    pub(crate) fn before_truncate(&mut self, ino: u64, file: &File, new_len: u64) -> io::Result<()> {
+    pub(crate) fn before_truncate(
+        &mut self,
+        ino: u64,
+        file: &File,
+        new_len: u64,
+    ) -> io::Result<()> {
         let current = file.metadata()?.len();
         let entry = self.file(ino, file)?;
         let end = current.min(entry.durable_len);

@@ -14,7 +14,9 @@ use lazyfs::{DiskFault, FaultErrno, FaultedOps, Mount};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [backing, mountpoint] = args.as_slice() else {
-        eprintln!("usage: lazyfs BACKING MOUNTPOINT   (commands on stdin: cut, fail OPS ERRNO, clear)");
+        eprintln!(
+            "usage: lazyfs BACKING MOUNTPOINT   (commands on stdin: cut, fail OPS ERRNO, clear)"
+        );
         return ExitCode::from(2);
     };
     let mount = match Mount::new(Path::new(backing), Path::new(mountpoint)) {
