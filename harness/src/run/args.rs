@@ -19,9 +19,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub time_limit: Duration,
     /// Faults to inject: a comma-separated subset of pause, kill, kill-all, partition,
-    /// client-partition, delay; or all, or none. Every selected kind is dealt at least once per
-    /// run when the run is long enough (the schedule deals them like a shuffled deck), and faults
-    /// may overlap.
+    /// client-partition, delay, power-cut, disk-error, bitflip; or all (the first six), or none.
+    /// Every selected kind is dealt at least once per run when the run is long enough (the
+    /// schedule deals them like a shuffled deck), and faults may overlap. power-cut and
+    /// disk-error mount each node's data directory through lazyfs (FUSE; docs/disk-faults.md).
     #[arg(long, default_value = "all")]
     pub nemesis: String,
     /// Chance that a second fault starts while one is in force (0 disables overlapping faults).
@@ -131,6 +132,12 @@ pub enum FaultKind {
     ClientPartition,
     /// Add latency with jitter to some links.
     Delay,
+    /// SIGKILL a set of nodes, drop everything their filesystems never made durable, restart.
+    PowerCut,
+    /// Make one node's writes or fsyncs fail with EIO or ENOSPC for a while.
+    DiskError,
+    /// Stop one node, flip one bit of one of its files, restart it.
+    Bitflip,
 }
 
 impl FaultKind {
@@ -151,7 +158,22 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::ClientPartition => "client-partition",
             FaultKind::Delay => "delay",
+            FaultKind::PowerCut => "power-cut",
+            FaultKind::DiskError => "disk-error",
+            FaultKind::Bitflip => "bitflip",
         }
+    }
+
+    /// Disk faults: named one by one, never part of `all` (two of them need FUSE).
+    pub const DISK: [FaultKind; 3] = [
+        FaultKind::PowerCut,
+        FaultKind::DiskError,
+        FaultKind::Bitflip,
+    ];
+
+    /// Whether injecting this kind needs each node's data directory mounted through lazyfs.
+    pub fn needs_lazyfs(self) -> bool {
+        matches!(self, FaultKind::PowerCut | FaultKind::DiskError)
     }
 }
 
@@ -210,11 +232,12 @@ pub fn parse_nemesis(s: &str) -> Result<Vec<FaultKind>, UsageError> {
             other => {
                 let kind = FaultKind::ALL
                     .into_iter()
+                    .chain(FaultKind::DISK)
                     .find(|k| k.name() == other)
                     .ok_or_else(|| {
                         UsageError(format!(
                             "unknown nemesis {other:?}: expected pause, kill, kill-all, partition, \
-                             client-partition, delay, all or none"
+                             client-partition, delay, power-cut, disk-error, bitflip, all or none"
                         ))
                     })?;
                 kinds.push(kind);
@@ -383,6 +406,15 @@ mod tests {
             Some(vec![FaultKind::Pause, FaultKind::Kill])
         );
         assert!(parse_nemesis("kill,explode").is_err());
+        assert_eq!(
+            parse_nemesis("all,power-cut").map(|v| v.len()).ok(),
+            Some(7),
+            "disk faults are named, not part of all"
+        );
+        assert_eq!(
+            parse_nemesis("bitflip,disk-error").ok(),
+            Some(vec![FaultKind::DiskError, FaultKind::Bitflip])
+        );
     }
 
     #[test]

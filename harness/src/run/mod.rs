@@ -20,6 +20,7 @@
 
 pub mod args;
 mod checker;
+mod diskfault;
 mod launcher;
 mod nemesis;
 mod network;
@@ -232,6 +233,9 @@ fn start_cluster(
             cluster: dir.name.clone(),
         };
         let mut cluster = Cluster::new(dir.name.clone(), specs, pids, probe);
+        if cfg.nemesis.iter().any(|k| k.needs_lazyfs()) {
+            cluster.mount_disks(&dir.path.join("disks"))?;
+        }
         let started = (|| -> Result<()> {
             for i in 0..n {
                 cluster.spawn(i, "initial start")?;

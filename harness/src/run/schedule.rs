@@ -157,6 +157,21 @@ pub enum Fault {
         base_ms: u64,
         jitter_ms: u64,
     },
+    /// The targets killed and everything their filesystems never made durable dropped.
+    PowerCut {
+        targets: Targets,
+    },
+    /// `ops` (`writes`, `fsyncs` or `all`) of one node fail with `errno` (`EIO`, `ENOSPC`).
+    DiskError {
+        target: Target,
+        ops: &'static str,
+        errno: &'static str,
+    },
+    /// One node stopped and one bit of its files flipped (file and bit drawn from `seed`).
+    Bitflip {
+        target: Target,
+        seed: u64,
+    },
 }
 
 #[cfg(test)]
@@ -170,6 +185,9 @@ impl Fault {
             Fault::Partition(_) => "partition",
             Fault::ClientPartition { .. } => "client-partition",
             Fault::Delay { .. } => "delay",
+            Fault::PowerCut { .. } => "power-cut",
+            Fault::DiskError { .. } => "disk-error",
+            Fault::Bitflip { .. } => "bitflip",
         }
     }
 }
@@ -403,6 +421,18 @@ fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
                 clients,
             }
         }
+        Card::Kind(FaultKind::PowerCut) => Fault::PowerCut {
+            targets: targets(rng, nodes),
+        },
+        Card::Kind(FaultKind::DiskError) => Fault::DiskError {
+            target: target(rng, nodes),
+            ops: ["writes", "fsyncs", "all"][rng.random_range(0..3)],
+            errno: ["EIO", "ENOSPC"][rng.random_range(0..2)],
+        },
+        Card::Kind(FaultKind::Bitflip) => Fault::Bitflip {
+            target: target(rng, nodes),
+            seed: rng.random(),
+        },
         Card::Kind(FaultKind::Delay) => {
             let base_ms = rng.random_range(10..=150);
             let jitter_ms = rng.random_range(0..=base_ms);
