@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// Extra argument passed to every node (repeatable), e.g. `--node-arg=--verbose`.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// Mount every node's data directory through lazyfs (FUSE) even when no selected fault
+    /// needs it (power-cut and disk-error always do): to measure its cost, or to look at
+    /// `<run>/disks`. See docs/disk-faults.md.
+    #[arg(long)]
+    pub lazyfs: bool,
 }
 
 /// What happens to held bytes when a drop-and-hold link is healed.
@@ -211,6 +216,8 @@ pub struct RunConfig {
     #[serde(serialize_with = "ser_duration")]
     pub check_timeout: Duration,
     pub node_args: Vec<String>,
+    /// Whether node data directories are lazyfs mounts (asked for, or needed by a fault).
+    pub lazyfs: bool,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -299,7 +306,7 @@ impl RunArgs {
             nodes: self.nodes,
             clients: self.clients,
             time_limit: self.time_limit,
-            nemesis,
+            nemesis: nemesis.clone(),
             overlap: self.overlap,
             client_mode: self.client_mode,
             nemesis_interval: self.nemesis_interval,
@@ -318,6 +325,7 @@ impl RunArgs {
             heal: self.heal,
             check_timeout: self.check_timeout,
             node_args: self.node_args.clone(),
+            lazyfs: self.lazyfs || nemesis.iter().any(|k| k.needs_lazyfs()),
         })
     }
 }
@@ -372,6 +380,9 @@ pub fn replay_command(cfg: &RunConfig) -> String {
     opt("out", cfg.out.display().to_string());
     for a in &cfg.node_args {
         argv.push(format!("--node-arg={a}"));
+    }
+    if cfg.lazyfs && !cfg.nemesis.iter().any(|k| k.needs_lazyfs()) {
+        argv.push("--lazyfs".into());
     }
     argv.iter()
         .map(|a| shell_quote(a))

@@ -233,7 +233,7 @@ fn start_cluster(
             cluster: dir.name.clone(),
         };
         let mut cluster = Cluster::new(dir.name.clone(), specs, pids, probe);
-        if cfg.nemesis.iter().any(|k| k.needs_lazyfs()) {
+        if cfg.lazyfs {
             cluster.mount_disks(&dir.path.join("disks"))?;
         }
         let started = (|| -> Result<()> {
