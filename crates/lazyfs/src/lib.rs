@@ -201,7 +201,10 @@ impl Mount {
         // while this process serves it, the unmount is ours to do. Detached, so that it
         // cannot fail on a straggler still holding a file open.
         detach(&self.mountpoint).map_err(err)?;
-        session.umount_and_join().map_err(err)
+        session.umount_and_join().map_err(err)?;
+        // Empty unless unlinks were never made durable; then it is what a cut would restore.
+        let _ = std::fs::remove_dir(self.backing.join(tracker::TRASH_DIR));
+        Ok(())
     }
 }
 

@@ -716,4 +716,25 @@ mod tests {
         assert_eq!(inbound.len(), 4);
         assert!(!reach(&inbound, 0, 1) && reach(&inbound, 1, 0));
     }
+
+    #[test]
+    fn disk_faults_are_dealt_when_named() {
+        let kinds = [
+            FaultKind::Kill,
+            FaultKind::PowerCut,
+            FaultKind::DiskError,
+            FaultKind::Bitflip,
+        ];
+        let s = sched(5, &kinds, 0.5);
+        for kind in kinds {
+            assert!(
+                s.iter().any(|st| st.fault.kind_name() == kind.name()),
+                "{} never dealt",
+                kind.name()
+            );
+        }
+        assert!(sched(5, &FaultKind::ALL, 0.5)
+            .iter()
+            .all(|st| !matches!(st.fault.kind_name(), "power-cut" | "disk-error" | "bitflip")));
+    }
 }
