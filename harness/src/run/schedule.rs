@@ -353,6 +353,21 @@ fn targets(rng: &mut StdRng, nodes: usize) -> Targets {
     }
 }
 
+/// A power cut's target set: a majority or all in 3 of 5, since what a minority loses the
+/// others still hold and hand back; one node (or the leader), or a minority, otherwise.
+fn power_cut_targets(rng: &mut StdRng, nodes: usize) -> Targets {
+    let order = shuffled(rng, nodes);
+    let with_leader = rng.random_bool(0.5);
+    match rng.random_range(0..10) {
+        0 | 1 => Targets::One {
+            target: target(rng, nodes),
+        },
+        2 | 3 => Targets::Minority { order, with_leader },
+        4..7 => Targets::Majority { order, with_leader },
+        _ => Targets::All,
+    }
+}
+
 fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
     match card {
         Card::Kind(FaultKind::Pause) => Fault::Pause {
@@ -422,7 +437,7 @@ fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
             }
         }
         Card::Kind(FaultKind::PowerCut) => Fault::PowerCut {
-            targets: targets(rng, nodes),
+            targets: power_cut_targets(rng, nodes),
         },
         Card::Kind(FaultKind::DiskError) => Fault::DiskError {
             target: target(rng, nodes),
