@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where unlinked files wait, inside the backing directory, until their unlink is durable.
@@ -213,10 +213,21 @@ impl Tracker {
         for (ino, entry) in self.files.drain() {
             let Some(rel) = path_of(ino) else { continue };
             let abs = self.root.join(&rel);
-            let file = match OpenOptions::new().write(true).open(&abs) {
+            // Never through a symlink: its target may lie outside the backing directory.
+            let file = match OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&abs)
+            {
                 Ok(f) => f,
-                // Directories are tracked for their creation only; vanished files need nothing.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR) | Some(libc::ENOENT)) => {
+                // Directories and symlinks are tracked for their creation only; vanished files
+                // need nothing.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EISDIR) | Some(libc::ENOENT) | Some(libc::ELOOP)
+                    ) =>
+                {
                     continue
                 }
                 Err(e) => return Err(e),

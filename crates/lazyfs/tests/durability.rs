@@ -334,3 +334,14 @@ fn a_bit_flip_changes_exactly_one_bit_of_one_file() {
         1 << flip.bit
     );
 }
+
+#[test]
+fn a_symlink_is_undone_without_touching_its_target() {
+    let fx = Fixture::new();
+    let outside = fx.root.join("outside");
+    fs::write(&outside, b"not ours").unwrap();
+    std::os::unix::fs::symlink(&outside, fx.p("link")).unwrap();
+    fx.cut();
+    assert!(fs::symlink_metadata(fx.p("link")).is_err());
+    assert_eq!(read(&outside), b"not ours");
+}
