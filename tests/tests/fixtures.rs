@@ -66,7 +66,7 @@ impl Run {
             "[",
             " ",
             "harness run: seed",
-            "harness run: checking",
+            "harness run: finishing the check",
             "ops:",
             "succeeded:",
             "replay:",
@@ -233,6 +233,75 @@ fn bad_restart_without_faults_passes() {
 #[test]
 fn bad_restart_is_caught_by_default_runs() {
     caught_by_default_runs(BAD_RESTART, "fx-bad-restart-all", 255);
+}
+
+/// `--stop-on-violation` ends the run soon after the violating operation: the live check sees
+/// it when the key's window closes, the workers finish their last operation (at most
+/// `--op-timeout`), and the nodes are killed without a recovery phase or final reads.
+#[test]
+fn stop_on_violation_ends_the_run_soon_after_the_violating_read() {
+    let tmp = TempDir::new("fx-stale-reads-stop");
+    let _reaper = KillOnDrop(tmp.path().display().to_string());
+    // Partitions only, so the leader-in-a-minority card comes up in the first seconds; two
+    // seeds, so one unlucky schedule does not fail the test.
+    let time_limit = 60.0;
+    let runs: Vec<(String, Vec<String>)> = [1u64, 2]
+        .iter()
+        .map(|seed| {
+            let args = [
+                "--nemesis",
+                "partition",
+                "--time-limit",
+                "60s",
+                "--stop-on-violation",
+                "--seed",
+                &seed.to_string(),
+            ];
+            (
+                format!("seed{seed}"),
+                args.iter().map(|s| s.to_string()).collect(),
+            )
+        })
+        .collect();
+    let runs = harness_runs(STALE_READS, tmp.path(), runs);
+    let report: Vec<String> = runs.iter().map(Run::summary).collect();
+    let caught: Vec<&Run> = runs.iter().filter(|r| r.code() == 1).collect();
+    assert!(
+        !caught.is_empty(),
+        "no run caught the stale reads:\n{}",
+        report.join("\n")
+    );
+    for r in caught {
+        let latest = tmp.path().join(&r.name).join("latest");
+        let text = std::fs::read_to_string(latest.join("run.json")).unwrap_or_default();
+        let run: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let stopped = &run["outcome"]["stopped_on_violation"];
+        let ended_after = stopped["ended_after_op_s"].as_f64();
+        let run_seconds = run["outcome"]["run_seconds"].as_f64().unwrap_or(f64::MAX);
+        eprintln!("{}: stopped {stopped}", r.name);
+        assert!(
+            ended_after.is_some_and(|t| (0.0..10.0).contains(&t)),
+            "{}: the run should end within seconds of the violating read: {stopped}\n{}",
+            r.name,
+            r.summary()
+        );
+        assert!(
+            run_seconds < time_limit,
+            "{}: the run went on to its time limit ({run_seconds} s)",
+            r.name
+        );
+        assert!(
+            latest.join("report.html").is_file(),
+            "{}: no report.html",
+            r.name
+        );
+        let stdout = String::from_utf8_lossy(&r.out.stdout);
+        assert!(
+            stdout.contains("stopped on violation (key "),
+            "{}: the summary does not say why the run stopped:\n{stdout}",
+            r.name
+        );
+    }
 }
 
 const NO_FSYNC: &str = env!("CARGO_BIN_EXE_fx-no-fsync");

@@ -336,6 +336,19 @@ fn violation_reported_as_soon_as_certain() {
     }
     checker.sync();
     assert_eq!(checker.verdict_so_far(), Verdict::NotLinearizable);
+    // A producer that goes idle flushes instead of waiting: the verdict arrives without `sync`
+    // and without another push.
+    let idle = StreamingChecker::new(ModelKind::Register, &CheckOptions::default());
+    for line in &lines[..at] {
+        idle.push_line(line).expect("well-formed");
+    }
+    idle.flush();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while idle.verdict_so_far() != Verdict::NotLinearizable && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(idle.verdict_so_far(), Verdict::NotLinearizable);
     let done = checker.finish().expect("finishes");
     assert_eq!(done.result.verdict, Verdict::NotLinearizable);
     assert_eq!(

@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// Time limit for the linearizability check (the verdict is `unknown` past it).
     #[arg(long, default_value = "60s", value_parser = duration::parse)]
     pub check_timeout: Duration,
+    /// End the run as soon as the live check finds a violation (exit 1): no recovery, no final
+    /// reads; the history, the fault events and the node logs up to that moment are kept.
+    #[arg(long)]
+    pub stop_on_violation: bool,
     /// Extra argument passed to every node (repeatable), e.g. `--node-arg=--verbose`.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
@@ -215,6 +219,7 @@ pub struct RunConfig {
     pub heal: HealMode,
     #[serde(serialize_with = "ser_duration")]
     pub check_timeout: Duration,
+    pub stop_on_violation: bool,
     pub node_args: Vec<String>,
     /// Whether node data directories are lazyfs mounts (asked for, or needed by a fault).
     pub lazyfs: bool,
@@ -324,6 +329,7 @@ impl RunArgs {
             start_timeout: self.start_timeout,
             heal: self.heal,
             check_timeout: self.check_timeout,
+            stop_on_violation: self.stop_on_violation,
             node_args: self.node_args.clone(),
             lazyfs: self.lazyfs || nemesis.iter().any(|k| k.needs_lazyfs()),
         })
@@ -378,6 +384,9 @@ pub fn replay_command(cfg: &RunConfig) -> String {
         opt("node-bin", b.display().to_string());
     }
     opt("out", cfg.out.display().to_string());
+    if cfg.stop_on_violation {
+        argv.push("--stop-on-violation".into());
+    }
     for a in &cfg.node_args {
         argv.push(format!("--node-arg={a}"));
     }

@@ -11,8 +11,12 @@
 //!    read within `--final-timeout` the cluster did not recover and the run fails (255, unless
 //!    the history is already not linearizable: 1); a node that exited on its own or could not
 //!    be restarted at any point also fails the run (255 unless the history shows a violation);
-//! 5. close the history, check it, write result.json (and report.html on a violation), add the
-//!    outcome to run.json, print a summary; exit 0 / 1 / 2 from the verdict.
+//! 5. close the history, finish the check, write result.json (and report.html on a violation),
+//!    add the outcome to run.json, print a summary; exit 0 / 1 / 2 from the verdict.
+//!
+//! The history is checked while it is written (`checker::Live`): the progress line shows the
+//! verdict so far, and with `--stop-on-violation` phase 3 ends as soon as a violation is certain
+//! and phase 4 is skipped (the nodes are killed where they are).
 //!
 //! Ctrl-C (or SIGTERM, SIGHUP): the nodes are killed at once, the history is closed where it is
 //! (operations in flight stay open, i.e. indefinite), checked, and the run exits 1 if that
@@ -355,9 +359,18 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
     let start = Instant::now();
     log::info!(target: "proxy::harness", "history time zero (history.jsonl `time` 0)");
     let history_path = dir.file("history.jsonl");
-    let (rec, writer) = Recorder::create(&history_path, start)
+    let live = Arc::new(checker::Live::new(cfg.check_timeout));
+    let (rec, writer) = Recorder::create(&history_path, start, Some(Arc::clone(&live)))
         .with_context(|| format!("creating {}", history_path.display()))?;
-    let mut recorded = run_workload(cfg, &mut cluster, &mut net, &adapter, &steps, &rec, start)?;
+    let mut recorded = run_workload(
+        cfg,
+        &mut cluster,
+        &mut net,
+        &adapter,
+        &steps,
+        (&rec, &live),
+        start,
+    )?;
     cluster.shutdown();
     let net_stats = net.stats_json();
     let net_destinations = net.destinations_json();
@@ -388,9 +401,9 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         .finish()
         .with_context(|| format!("writing {}", history_path.display()))?;
 
-    say("harness run: checking the history...");
+    say("harness run: finishing the check...");
     let check_start = Instant::now();
-    let checked = checker::check(&history_path, cfg.check_timeout);
+    let checked = live.finish(&history_path, cfg.check_timeout);
     let check_time = check_start.elapsed();
     dir.write_json("result.json", &checked.result)?;
     if let Some(html) = &checked.html {
@@ -403,6 +416,19 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         (None, v) => v.exit_code(),
     };
     let r = &recorded;
+    // The end of the run, for --stop-on-violation's "how soon": everything is written.
+    let ended = start.elapsed();
+    let stopped = r.stopped.as_ref().map(|s| {
+        json!({
+            "key": s.key,
+            "violating_op_completed_s": s.op_ns.map(|t| t as f64 / 1e9),
+            "detected_s": s.detected.as_secs_f64(),
+            "run_ended_s": ended.as_secs_f64(),
+            "detected_after_op_s": s.op_ns
+                .map(|t| s.detected.as_secs_f64() - t as f64 / 1e9),
+            "ended_after_op_s": s.op_ns.map(|t| ended.as_secs_f64() - t as f64 / 1e9),
+        })
+    });
     let (ok, fail, info) = r.ops;
     let total = ok + fail + info;
     let per_second = total as f64 / r.run_time.as_secs_f64().max(1e-9);
@@ -411,6 +437,7 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         "verdict": checked.verdict.name(),
         "failure": r.failure,
         "interrupted": interrupted(),
+        "stopped_on_violation": stopped,
         "recovered": r.final_values.is_some(),
         "not_ready_after_recovery": r.not_ready,
         "final_reads": r.final_values.as_ref()
@@ -467,6 +494,22 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
         );
     }
     let _ = writeln!(out, "verdict: {}", checked.summary);
+    if let Some(s) = &r.stopped {
+        let after = |t: Duration| match s.op_ns {
+            Some(op) => format!(
+                "{:.2}s after the violating operation completed",
+                t.as_secs_f64() - op as f64 / 1e9
+            ),
+            None => format!("at {:.2}s", t.as_secs_f64()),
+        };
+        let _ = writeln!(
+            out,
+            "stopped on violation (key {}): found {}, run ended {}",
+            s.key,
+            after(s.detected),
+            after(ended)
+        );
+    }
     if let Some(f) = &r.failure {
         let _ = writeln!(out, "run failed: {f}");
     }
@@ -499,6 +542,28 @@ struct Recorded {
     final_values: Option<Vec<(String, Value)>>,
     /// Why the run failed, if it did (apart from the verdict).
     failure: Option<String>,
+    /// Set when --stop-on-violation ended the run.
+    stopped: Option<Stopped>,
+}
+
+/// When and where --stop-on-violation stopped the run.
+#[derive(Debug, Clone)]
+struct Stopped {
+    key: String,
+    /// History time the violation was seen.
+    detected: Duration,
+    /// History time (ns) the operation the explanation is about completed.
+    op_ns: Option<u64>,
+}
+
+impl Stopped {
+    fn new(v: &lincheck::stream::Violation, detected: Duration) -> Stopped {
+        Stopped {
+            key: v.key.clone(),
+            detected,
+            op_ns: checker::violating_op_time(v),
+        }
+    }
 }
 
 /// Phases 3 and 4: workers and faults for the time limit, then recovery and the final reads.
@@ -508,7 +573,7 @@ fn run_workload(
     net: &mut Network,
     adapter: &Arc<dyn adapters::Adapter>,
     steps: &[Step],
-    rec: &Recorder,
+    (rec, live): (&Recorder, &Arc<checker::Live>),
     start: Instant,
 ) -> Result<Recorded> {
     let stats = Arc::new(Stats::default());
@@ -543,15 +608,39 @@ fn run_workload(
     };
     let workers = workload::spawn_workers(&wcfg, rec, &stats, &stop)
         .context("starting the client workers")?;
+    progress.set_checker(Arc::clone(live));
     let ticker = Ticker::start(Arc::clone(&progress), Arc::clone(&stats), start);
     progress.set_phase("running");
     let mut nem = Nemesis::new(cluster, net, rec, &progress);
-    let active = drive_faults(&mut nem, steps, start, cfg.time_limit);
+    let mut reported = false;
+    let mut violation_seen = || {
+        let v = live.violation()?;
+        if !reported {
+            reported = true;
+            say(&format!(
+                "harness run: VIOLATION at {:.1}s: {}{}",
+                start.elapsed().as_secs_f64(),
+                v.summary(),
+                if cfg.stop_on_violation {
+                    "; stopping (--stop-on-violation)"
+                } else {
+                    " (the run goes on; --stop-on-violation ends it)"
+                }
+            ));
+        }
+        cfg.stop_on_violation
+            .then(|| Stopped::new(&v, start.elapsed()))
+    };
+    let (active, stopped) =
+        drive_faults(&mut nem, steps, start, cfg.time_limit, &mut violation_seen);
     let run_time = start.elapsed();
     stop.store(true, Ordering::SeqCst);
+    // With --stop-on-violation, nothing after this point matters to the verdict: no recovery,
+    // no final reads; the nodes are killed as they are.
+    let winding_down = interrupted() || stopped.is_some();
 
     // Recovery: heal everything while the workers finish their last operations.
-    if !interrupted() {
+    if !winding_down {
         progress.set_phase("recovering");
         for a in active {
             nem.stop(a);
@@ -569,7 +658,7 @@ fn run_workload(
     let ops = stats.snapshot();
     let mut not_ready = Vec::new();
     let mut final_values = None;
-    if !interrupted() {
+    if !winding_down {
         not_ready = wait_all_ready(nem.cluster, cfg.final_timeout);
         progress.set_phase("quiet");
         nap(cfg.recovery);
@@ -599,7 +688,7 @@ fn run_workload(
     }
     // A history in which nothing took effect checks as linearizable and proves nothing (`harness
     // check` refuses it too): the run failed. The final reads count: they are in the history.
-    if ops.0 == 0 && final_values.is_none() && !interrupted() {
+    if ops.0 == 0 && final_values.is_none() && !winding_down {
         failure.get_or_insert("no operation succeeded: nothing was checked".to_string());
     }
     Ok(Recorded {
@@ -614,20 +703,25 @@ fn run_workload(
         not_ready,
         final_values,
         failure,
+        stopped,
     })
 }
 
-/// Carries out the schedule until the time limit (or an interrupt); returns the faults still in
-/// force.
+/// Carries out the schedule until the time limit, an interrupt, or `stop_now` says to stop;
+/// returns the faults still in force and what `stop_now` said.
 fn drive_faults(
     nem: &mut Nemesis,
     steps: &[Step],
     start: Instant,
     time_limit: Duration,
-) -> Vec<Active> {
+    stop_now: &mut dyn FnMut() -> Option<Stopped>,
+) -> (Vec<Active>, Option<Stopped>) {
     let mut pending = steps.iter().peekable();
     let mut active: Vec<(Active, Duration)> = Vec::new();
     while start.elapsed() < time_limit && !interrupted() {
+        if let Some(s) = stop_now() {
+            return (active.into_iter().map(|(a, _)| a).collect(), Some(s));
+        }
         nem.notice_crashes();
         let now = start.elapsed();
         let (due, rest): (Vec<_>, Vec<_>) =
@@ -643,7 +737,7 @@ fn drive_faults(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    active.into_iter().map(|(a, _)| a).collect()
+    (active.into_iter().map(|(a, _)| a).collect(), None)
 }
 
 /// ok / fail / info per function, for run.json.

@@ -1,12 +1,14 @@
-//! The live progress line on stderr: elapsed time, ok/fail/info counts, the current fault.
+//! The live progress line on stderr: elapsed time, ok/fail/info counts, the current fault and
+//! the live verdict.
 //!
 //! On a terminal the line is redrawn in place twice a second; otherwise (CI logs, tests) a plain
 //! line is printed every five seconds.
 
+use super::checker::Live;
 use super::workload::Stats;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 pub struct Progress {
     fault: Mutex<String>,
     phase: Mutex<String>,
+    live: OnceLock<Arc<Live>>,
 }
 
 impl Progress {
@@ -30,6 +33,11 @@ impl Progress {
         }
     }
 
+    /// Shows the live checker's verdict on the line from now on.
+    pub fn set_checker(&self, live: Arc<Live>) {
+        let _ = self.live.set(live);
+    }
+
     fn line(&self, start: Instant, stats: &Stats) -> String {
         let (ok, fail, info) = stats.snapshot();
         let fault = self.fault.lock().map(|f| f.clone()).unwrap_or_default();
@@ -39,8 +47,12 @@ impl Progress {
         } else {
             fault
         };
+        let check = match self.live.get() {
+            Some(live) => format!(" | check: {}", live.describe()),
+            None => String::new(),
+        };
         format!(
-            "[{:6.1}s] {phase} ok {ok} fail {fail} info {info} | fault: {fault}",
+            "[{:6.1}s] {phase} ok {ok} fail {fail} info {info} | fault: {fault}{check}",
             start.elapsed().as_secs_f64()
         )
     }

@@ -5,7 +5,8 @@
 //! thread, so `index` order and `time` order agree. A client stamps its invocation *before* it
 //! sends the request and its completion *after* the answer arrives, so recorded intervals always
 //! contain the real ones. The writer flushes whenever its queue runs empty: a crash loses at most
-//! the events still queued.
+//! the events still queued. The writer also hands each line it writes to the live checker, so
+//! the check follows the file exactly.
 
 use crossbeam_channel::{Receiver, Sender};
 use serde::ser::{SerializeMap, Serializer};
@@ -16,6 +17,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+use super::checker::Live;
 
 /// Who did something: a client process number or the nemesis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,13 +112,18 @@ pub struct Writer {
 }
 
 impl Recorder {
-    /// Creates `path` and starts the writer thread. `start` is time zero of the run.
-    pub fn create(path: &Path, start: Instant) -> std::io::Result<(Recorder, Writer)> {
+    /// Creates `path` and starts the writer thread, which feeds every line to `live` too.
+    /// `start` is time zero of the run.
+    pub fn create(
+        path: &Path,
+        start: Instant,
+        live: Option<Arc<Live>>,
+    ) -> std::io::Result<(Recorder, Writer)> {
         let file = File::create(path)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let handle = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || write_loop(file, rx))?;
+            .spawn(move || write_loop(file, rx, live.as_deref()))?;
         let recorder = Recorder {
             start,
             inner: Arc::new(Mutex::new(Inner {
@@ -180,27 +188,45 @@ impl Drop for Writer {
     }
 }
 
-fn write_loop(file: File, rx: Receiver<Stamped>) -> std::io::Result<u64> {
+fn write_loop(file: File, rx: Receiver<Stamped>, live: Option<&Live>) -> std::io::Result<u64> {
     let mut out = BufWriter::with_capacity(64 * 1024, file);
+    let mut line = Vec::with_capacity(256);
     let mut written = 0u64;
     while let Ok(ev) = rx.recv() {
-        write_one(&mut out, &ev)?;
+        write_one(&mut out, &mut line, &ev, live)?;
         written += 1;
         // Drain whatever is queued, then flush: one write(2) per small batch.
         while let Ok(ev) = rx.try_recv() {
-            write_one(&mut out, &ev)?;
+            write_one(&mut out, &mut line, &ev, live)?;
             written += 1;
         }
         out.flush()?;
+        if let Some(live) = live {
+            live.flush();
+        }
     }
     out.flush()?;
     out.get_ref().sync_all()?;
     Ok(written)
 }
 
-fn write_one(out: &mut BufWriter<File>, ev: &Stamped) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, ev)?;
-    out.write_all(b"\n")
+fn write_one(
+    out: &mut BufWriter<File>,
+    line: &mut Vec<u8>,
+    ev: &Stamped,
+    live: Option<&Live>,
+) -> std::io::Result<()> {
+    line.clear();
+    serde_json::to_writer(&mut *line, ev)?;
+    out.write_all(line)?;
+    out.write_all(b"\n")?;
+    if let Some(live) = live {
+        // serde_json writes UTF-8.
+        if let Ok(text) = std::str::from_utf8(line) {
+            live.push_line(text);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -213,7 +239,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("harness-rec-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("history.jsonl");
-        let (rec, writer) = Recorder::create(&path, Instant::now())?;
+        let (rec, writer) = Recorder::create(&path, Instant::now(), None)?;
         rec.record(Event {
             process: Process::Client(3),
             ty: EventType::Invoke,
@@ -259,6 +285,62 @@ mod tests {
             .map(|l| l["time"].as_u64().unwrap_or(0))
             .collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    fn client(p: u64, ty: EventType, f: &str, value: serde_json::Value) -> Event {
+        Event {
+            process: Process::Client(p),
+            ty,
+            f: f.into(),
+            key: Some("k".into()),
+            value,
+            error: None,
+            node: None,
+        }
+    }
+
+    /// The live checker sees exactly what is written: a stale read is found while the history
+    /// is still open, and the end-of-run verdict equals a re-check of the file.
+    #[test]
+    fn feeds_the_live_checker_what_it_writes() -> std::io::Result<()> {
+        let dir = std::env::temp_dir().join(format!("harness-rec-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("history.jsonl");
+        let limit = std::time::Duration::from_secs(10);
+        let live = Arc::new(Live::new(limit));
+        let (rec, writer) = Recorder::create(&path, Instant::now(), Some(Arc::clone(&live)))?;
+        rec.record(client(0, EventType::Invoke, "write", json!("a")));
+        rec.record(client(0, EventType::Ok, "write", json!("a")));
+        rec.record(client(1, EventType::Invoke, "write", json!("b")));
+        rec.record(client(1, EventType::Ok, "write", json!("b")));
+        // Reads "a" after "b" was acknowledged: not linearizable.
+        rec.record(client(2, EventType::Invoke, "read", json!(null)));
+        rec.record(client(2, EventType::Ok, "read", json!("a")));
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while live.violation().is_none() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let v = live.violation();
+        assert!(
+            v.is_some(),
+            "no live violation: {}",
+            live.status().describe()
+        );
+        assert!(v
+            .as_deref()
+            .and_then(super::super::checker::violating_op_time)
+            .is_some());
+        assert_eq!(writer.finish()?, 6);
+        let checked = live.finish(&path, limit);
+        let again = super::super::checker::check(&path, limit);
+        assert_eq!(
+            checked.verdict,
+            super::super::checker::Verdict::NotLinearizable
+        );
+        assert_eq!(again.verdict, checked.verdict);
+        assert!(checked.html.is_some());
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }

@@ -1297,6 +1297,14 @@ impl StreamingChecker {
         self.shared.status().verdict
     }
 
+    /// Hands everything pushed so far to the checking threads without waiting for it to be
+    /// checked. Pushes are batched, and a batch otherwise leaves only with a later push: a
+    /// producer that goes idle (a recorder whose queue ran empty) calls this so the verdict
+    /// does not wait for its next event.
+    pub fn flush(&self) {
+        self.lock().out.flush(true);
+    }
+
     /// Waits until everything pushed so far is checked (as far as the keys' windows allow):
     /// afterwards [`Self::status`] covers it.
     pub fn sync(&self) {
