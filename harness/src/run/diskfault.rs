@@ -217,7 +217,7 @@ impl Nemesis<'_> {
             json!({"node": self.cluster.id(i), "status": status, "cause": "disk-error",
                    "id": fault, "last_log_line": last}),
         );
-        self.count("disk-error:stopped");
+        self.count("disk-error:node-stopped");
     }
 
     pub(super) fn bitflip(&mut self, target: Target, seed: u64) -> Option<Active> {
