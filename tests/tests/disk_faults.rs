@@ -89,11 +89,20 @@ fn start_mounted_run(tmp: &Path) -> ChildGuard {
         .spawn()
         .unwrap_or_else(|e| panic!("spawning harness: {e}"));
     let guard = ChildGuard(Some(child));
+    let tag = tmp.display().to_string();
+    // Nodes running on their mounts (their command lines hold the run directory; so do the
+    // harness's and fusermount3's, which take no --data-dir).
+    let nodes = || {
+        processes_with(&tag)
+            .iter()
+            .filter(|(_, cmd)| cmd.contains("--data-dir"))
+            .count()
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while mounts_under(tmp).len() < 3 {
+    while mounts_under(tmp).len() < 3 || nodes() < 3 {
         assert!(
             Instant::now() < deadline,
-            "the nodes' disks were never mounted"
+            "the nodes never ran on their mounts"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
