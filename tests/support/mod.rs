@@ -170,6 +170,19 @@ pub fn processes_with(needle: &str) -> Vec<(u32, String)> {
     found
 }
 
+/// [`processes_with`] once they had `grace` to exit: fusermount3's auto-unmount helpers
+/// (lazyfs mounts) leave a moment after the harness, in their own session.
+pub fn processes_left(needle: &str, grace: std::time::Duration) -> Vec<(u32, String)> {
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        let left = processes_with(needle);
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Exit code, or a description of the signal.
 pub fn code(status: &ExitStatus) -> i32 {
     status.code().unwrap_or(-1)

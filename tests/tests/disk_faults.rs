@@ -5,7 +5,10 @@
 //!
 //! (`tests/fixtures.rs` shows that power cuts catch a store that never fsyncs, where kills do not.)
 
-use e2e::{code, harness, processes_with, run_with_timeout, show, ChildGuard, KillOnDrop, TempDir};
+use e2e::{
+    code, harness, processes_left, processes_with, run_with_timeout, show, ChildGuard, KillOnDrop,
+    TempDir,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
@@ -67,7 +70,11 @@ fn raftkv_refuses_flipped_bits_by_name_and_stops_on_failing_disks() {
     assert!(!nemesis_events(&history, "disk-error").is_empty());
     assert!(!nemesis_events(&history, "disk-heal").is_empty());
     assert_eq!(mounts_under(tmp.path()), Vec::<String>::new());
-    assert_eq!(processes_with(&tag), Vec::new(), "processes left behind");
+    assert_eq!(
+        processes_left(&tag, Duration::from_secs(5)),
+        Vec::new(),
+        "processes left behind"
+    );
 }
 
 /// Starts a `--lazyfs` run and waits until its nodes' data directories are mounted.
@@ -134,7 +141,11 @@ fn no_mount_outlives_a_sigkilled_harness() {
     while !processes_with(&tag).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(processes_with(&tag), Vec::new(), "processes left behind");
+    assert_eq!(
+        processes_left(&tag, Duration::from_secs(5)),
+        Vec::new(),
+        "processes left behind"
+    );
 }
 
 #[test]
@@ -151,5 +162,9 @@ fn no_mount_outlives_an_interrupted_harness() {
         Vec::<String>::new(),
         "mounts left behind"
     );
-    assert_eq!(processes_with(&tag), Vec::new(), "processes left behind");
+    assert_eq!(
+        processes_left(&tag, Duration::from_secs(5)),
+        Vec::new(),
+        "processes left behind"
+    );
 }

@@ -15,7 +15,7 @@
 //! Every run uses its own `--out` directory under a temporary directory; node command lines
 //! contain it, which is how a failing test finds and kills whatever was left behind.
 
-use e2e::{code, processes_with, run_with_timeout, workspace_bin, KillOnDrop, TempDir};
+use e2e::{code, processes_left, run_with_timeout, workspace_bin, KillOnDrop, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -111,7 +111,7 @@ fn harness_runs(fixture: &str, tmp: &Path, runs: Vec<(String, Vec<String>)>) -> 
                     RUN_TIMEOUT,
                 );
                 let tag = tmp.join(&name).display().to_string();
-                let left = processes_with(&tag);
+                let left = processes_left(&tag, Duration::from_secs(5));
                 assert!(left.is_empty(), "{name}: processes left behind: {left:?}");
                 done.lock()
                     .unwrap_or_else(|e| e.into_inner())
