@@ -197,8 +197,10 @@ impl Drop for KillOnDrop {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
         let me = std::process::id();
-        for (pid, _) in processes_with(&self.0) {
-            if pid != me {
+        for (pid, cmd) in processes_with(&self.0) {
+            // fusermount3 holds a lazyfs mount's auto-unmount: killed, it would leave the mount
+            // behind; it unmounts and exits by itself once the harness is gone.
+            if pid != me && !cmd.starts_with("fusermount3") {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
