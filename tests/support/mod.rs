@@ -170,6 +170,19 @@ pub fn processes_with(needle: &str) -> Vec<(u32, String)> {
     found
 }
 
+/// [`processes_with`] once they had `grace` to exit: fusermount3's auto-unmount helpers
+/// (lazyfs mounts) leave a moment after the harness, in their own session.
+pub fn processes_left(needle: &str, grace: std::time::Duration) -> Vec<(u32, String)> {
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        let left = processes_with(needle);
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Exit code, or a description of the signal.
 pub fn code(status: &ExitStatus) -> i32 {
     status.code().unwrap_or(-1)
@@ -184,8 +197,10 @@ impl Drop for KillOnDrop {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
         let me = std::process::id();
-        for (pid, _) in processes_with(&self.0) {
-            if pid != me {
+        for (pid, cmd) in processes_with(&self.0) {
+            // fusermount3 holds a lazyfs mount's auto-unmount: killed, it would leave the mount
+            // behind; it unmounts and exits by itself once the harness is gone.
+            if pid != me && !cmd.starts_with("fusermount3") {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }

@@ -19,9 +19,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub time_limit: Duration,
     /// Faults to inject: a comma-separated subset of pause, kill, kill-all, partition,
-    /// client-partition, delay; or all, or none. Every selected kind is dealt at least once per
-    /// run when the run is long enough (the schedule deals them like a shuffled deck), and faults
-    /// may overlap.
+    /// client-partition, delay, power-cut, disk-error, bitflip; or all (the first six), or none.
+    /// Every selected kind is dealt at least once per run when the run is long enough (the
+    /// schedule deals them like a shuffled deck), and faults may overlap. power-cut and
+    /// disk-error mount each node's data directory through lazyfs (FUSE; docs/disk-faults.md).
     #[arg(long, default_value = "all")]
     pub nemesis: String,
     /// Chance that a second fault starts while one is in force (0 disables overlapping faults).
@@ -88,6 +89,11 @@ pub struct RunArgs {
     /// Extra argument passed to every node (repeatable), e.g. `--node-arg=--verbose`.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// Mount every node's data directory through lazyfs (FUSE) even when no selected fault
+    /// needs it (power-cut and disk-error always do): to measure its cost, or to look at
+    /// `<run>/disks`. See docs/disk-faults.md.
+    #[arg(long)]
+    pub lazyfs: bool,
 }
 
 /// What happens to held bytes when a drop-and-hold link is healed.
@@ -135,6 +141,12 @@ pub enum FaultKind {
     ClientPartition,
     /// Add latency with jitter to some links.
     Delay,
+    /// SIGKILL a set of nodes, drop everything their filesystems never made durable, restart.
+    PowerCut,
+    /// Make one node's writes or fsyncs fail with EIO or ENOSPC for a while.
+    DiskError,
+    /// Stop one node, flip one bit of one of its files, restart it.
+    Bitflip,
 }
 
 impl FaultKind {
@@ -155,7 +167,22 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::ClientPartition => "client-partition",
             FaultKind::Delay => "delay",
+            FaultKind::PowerCut => "power-cut",
+            FaultKind::DiskError => "disk-error",
+            FaultKind::Bitflip => "bitflip",
         }
+    }
+
+    /// Disk faults: named one by one, never part of `all` (two of them need FUSE).
+    pub const DISK: [FaultKind; 3] = [
+        FaultKind::PowerCut,
+        FaultKind::DiskError,
+        FaultKind::Bitflip,
+    ];
+
+    /// Whether injecting this kind needs each node's data directory mounted through lazyfs.
+    pub fn needs_lazyfs(self) -> bool {
+        matches!(self, FaultKind::PowerCut | FaultKind::DiskError)
     }
 }
 
@@ -194,6 +221,8 @@ pub struct RunConfig {
     pub check_timeout: Duration,
     pub stop_on_violation: bool,
     pub node_args: Vec<String>,
+    /// Whether node data directories are lazyfs mounts (asked for, or needed by a fault).
+    pub lazyfs: bool,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -215,11 +244,12 @@ pub fn parse_nemesis(s: &str) -> Result<Vec<FaultKind>, UsageError> {
             other => {
                 let kind = FaultKind::ALL
                     .into_iter()
+                    .chain(FaultKind::DISK)
                     .find(|k| k.name() == other)
                     .ok_or_else(|| {
                         UsageError(format!(
                             "unknown nemesis {other:?}: expected pause, kill, kill-all, partition, \
-                             client-partition, delay, all or none"
+                             client-partition, delay, power-cut, disk-error, bitflip, all or none"
                         ))
                     })?;
                 kinds.push(kind);
@@ -281,7 +311,7 @@ impl RunArgs {
             nodes: self.nodes,
             clients: self.clients,
             time_limit: self.time_limit,
-            nemesis,
+            nemesis: nemesis.clone(),
             overlap: self.overlap,
             client_mode: self.client_mode,
             nemesis_interval: self.nemesis_interval,
@@ -301,6 +331,7 @@ impl RunArgs {
             check_timeout: self.check_timeout,
             stop_on_violation: self.stop_on_violation,
             node_args: self.node_args.clone(),
+            lazyfs: self.lazyfs || nemesis.iter().any(|k| k.needs_lazyfs()),
         })
     }
 }
@@ -359,6 +390,9 @@ pub fn replay_command(cfg: &RunConfig) -> String {
     for a in &cfg.node_args {
         argv.push(format!("--node-arg={a}"));
     }
+    if cfg.lazyfs && !cfg.nemesis.iter().any(|k| k.needs_lazyfs()) {
+        argv.push("--lazyfs".into());
+    }
     argv.iter()
         .map(|a| shell_quote(a))
         .collect::<Vec<_>>()
@@ -392,6 +426,15 @@ mod tests {
             Some(vec![FaultKind::Pause, FaultKind::Kill])
         );
         assert!(parse_nemesis("kill,explode").is_err());
+        assert_eq!(
+            parse_nemesis("all,power-cut").map(|v| v.len()).ok(),
+            Some(7),
+            "disk faults are named, not part of all"
+        );
+        assert_eq!(
+            parse_nemesis("bitflip,disk-error").ok(),
+            Some(vec![FaultKind::DiskError, FaultKind::Bitflip])
+        );
     }
 
     #[test]

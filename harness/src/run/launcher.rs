@@ -12,6 +12,7 @@
 //! spawned from a thread that lives as long as the run: the harness spawns them from its main
 //! thread only.
 
+use super::diskfault::Disks;
 use super::probe::Probe;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{killpg, Signal};
@@ -145,6 +146,9 @@ pub struct Cluster {
     nodes: Vec<Node>,
     pids: Pids,
     probe: Probe,
+    /// Declared after `nodes`, and the nodes are killed in `Drop` first: a mount is only
+    /// taken down once nothing runs on it.
+    disks: Disks,
 }
 
 impl Cluster {
@@ -164,7 +168,24 @@ impl Cluster {
             nodes,
             pids,
             probe,
+            disks: Disks::default(),
         }
+    }
+
+    /// Mounts every node's data directory through lazyfs, over `<backing_root>/<id>`; call
+    /// before the nodes first start.
+    pub fn mount_disks(&mut self, backing_root: &Path) -> Result<()> {
+        let dirs: Vec<(String, PathBuf)> = self
+            .nodes
+            .iter()
+            .map(|n| (n.spec.id.clone(), n.spec.data_dir.clone()))
+            .collect();
+        self.disks = Disks::mount(backing_root, &dirs)?;
+        Ok(())
+    }
+
+    pub fn disks(&self) -> &Disks {
+        &self.disks
     }
 
     /// Publishes the running nodes' pids to the shared list.

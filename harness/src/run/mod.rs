@@ -25,6 +25,7 @@
 
 pub mod args;
 mod checker;
+mod diskfault;
 pub(crate) mod launcher;
 mod nemesis;
 mod network;
@@ -238,6 +239,9 @@ fn start_cluster(
             cluster: dir.name.clone(),
         };
         let mut cluster = Cluster::new(dir.name.clone(), specs, pids, probe);
+        if cfg.lazyfs {
+            cluster.mount_disks(&dir.path.join("disks"))?;
+        }
         let started = (|| -> Result<()> {
             for i in 0..n {
                 cluster.spawn(i, "initial start")?;

@@ -32,17 +32,21 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Active {
     pub id: u64,
-    undo: Undo,
+    pub(super) undo: Undo,
 }
 
 #[derive(Debug, Clone)]
-enum Undo {
+pub(super) enum Undo {
     /// Resume the nodes this fault paused.
     Resume(Vec<usize>),
     /// Restart the nodes this fault killed.
     Restart(Vec<usize>),
     /// Lift the network fault (`id` in the [`Network`]), recording `event`.
     Net { event: &'static str },
+    /// End the disk fault on this node, and restart it if the fault stopped it.
+    DiskHeal(usize),
+    /// Restart the node whose bit was flipped; put the bit back if it refuses to start.
+    Unflip(usize, lazyfs::BitFlip),
 }
 
 /// The nemesis' tools and tallies.
@@ -60,6 +64,9 @@ pub struct Nemesis<'a> {
     pub failures: Vec<String>,
     /// Descriptions of the faults in force, by id, for the progress line.
     pub in_force: BTreeMap<u64, String>,
+    /// Nodes under a disk fault, with the fault's id: if one exits meanwhile, that is how it
+    /// should answer a failing disk, not a crash.
+    pub(super) disk_faulted: BTreeMap<usize, u64>,
     next_id: u64,
 }
 
@@ -79,12 +86,13 @@ impl<'a> Nemesis<'a> {
             skipped: Vec::new(),
             failures: Vec::new(),
             in_force: BTreeMap::new(),
+            disk_faulted: BTreeMap::new(),
             next_id: 1,
         }
     }
 
     /// Records a nemesis event; returns its time in the history (ns).
-    fn event(&self, f: &str, value: Value) -> u64 {
+    pub(super) fn event(&self, f: &str, value: Value) -> u64 {
         self.rec.record(Event {
             process: Process::Nemesis,
             ty: EventType::Info,
@@ -96,11 +104,11 @@ impl<'a> Nemesis<'a> {
         })
     }
 
-    fn count(&mut self, what: &str) {
+    pub(super) fn count(&mut self, what: &str) {
         *self.counts.entry(what.to_string()).or_default() += 1;
     }
 
-    fn show(&self) {
+    pub(super) fn show(&self) {
         let line = self
             .in_force
             .values()
@@ -135,7 +143,7 @@ impl<'a> Nemesis<'a> {
         None
     }
 
-    fn resolve_one(&self, t: Target) -> (usize, Option<usize>) {
+    pub(super) fn resolve_one(&self, t: Target) -> (usize, Option<usize>) {
         match t {
             Target::Node(i) => (i, None),
             Target::Leader { fallback } => match self.find_leader() {
@@ -145,7 +153,7 @@ impl<'a> Nemesis<'a> {
         }
     }
 
-    fn resolve(&self, t: &Targets) -> (Vec<usize>, Option<usize>) {
+    pub(super) fn resolve(&self, t: &Targets) -> (Vec<usize>, Option<usize>) {
         let leader = if t.wants_leader() {
             self.find_leader()
         } else {
@@ -154,7 +162,7 @@ impl<'a> Nemesis<'a> {
         (t.resolve(self.cluster.len(), leader), leader)
     }
 
-    fn ids(&self, nodes: &[usize]) -> Vec<String> {
+    pub(super) fn ids(&self, nodes: &[usize]) -> Vec<String> {
         nodes
             .iter()
             .map(|&i| self.cluster.id(i).to_string())
@@ -168,14 +176,14 @@ impl<'a> Nemesis<'a> {
             .collect::<Vec<_>>())
     }
 
-    fn skip(&mut self, f: &str, mut value: Value, why: String) {
+    pub(super) fn skip(&mut self, f: &str, mut value: Value, why: String) {
         value["skipped"] = json!(why);
         self.event(f, value.clone());
         value["f"] = json!(f);
         self.skipped.push(value);
     }
 
-    fn take_id(&mut self) -> u64 {
+    pub(super) fn take_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
@@ -361,6 +369,9 @@ impl<'a> Nemesis<'a> {
                     undo: Undo::Net { event: "undelay" },
                 })
             }
+            Fault::PowerCut { targets } => self.power_cut(targets),
+            Fault::DiskError { target, ops, errno } => self.disk_error(*target, ops, errno),
+            Fault::Bitflip { target, seed } => self.bitflip(*target, *seed),
         }
     }
 
@@ -422,13 +433,15 @@ impl<'a> Nemesis<'a> {
                 }
                 self.event(event, json!({"id": id}));
             }
+            Undo::DiskHeal(node) => self.disk_heal(id, node),
+            Undo::Unflip(node, flip) => self.unflip(id, node, flip),
         }
         self.in_force.remove(&id);
         self.show();
     }
 
     /// Restarts `nodes` (which are down); a node that cannot be started is a failure of the run.
-    fn restart(&mut self, nodes: &[usize], why: &str, id: Option<u64>) {
+    pub(super) fn restart(&mut self, nodes: &[usize], why: &str, id: Option<u64>) {
         let mut started = Vec::new();
         for &i in nodes {
             let id = self.cluster.id(i).to_string();
@@ -455,6 +468,10 @@ impl<'a> Nemesis<'a> {
     pub fn notice_crashes(&mut self) {
         for (i, status) in self.cluster.reap_exited() {
             let id = self.cluster.id(i).to_string();
+            if let Some(&fault) = self.disk_faulted.get(&i) {
+                self.stopped_by_disk_error(i, fault, &status);
+                continue;
+            }
             let t = self.event("crash", json!({"node": id, "status": status}));
             let log = self.cluster.spec(i).log.clone();
             let msg = format!(
@@ -508,6 +525,9 @@ pub fn counts_line(counts: &BTreeMap<String, u64>) -> String {
         "partition",
         "client-partition",
         "delay",
+        "power-cut",
+        "disk-error",
+        "bitflip",
     ] {
         let Some(&c) = counts.get(kind) else { continue };
         let shapes: Vec<String> = counts

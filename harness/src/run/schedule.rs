@@ -157,6 +157,21 @@ pub enum Fault {
         base_ms: u64,
         jitter_ms: u64,
     },
+    /// The targets killed and everything their filesystems never made durable dropped.
+    PowerCut {
+        targets: Targets,
+    },
+    /// `ops` (`writes`, `fsyncs` or `all`) of one node fail with `errno` (`EIO`, `ENOSPC`).
+    DiskError {
+        target: Target,
+        ops: &'static str,
+        errno: &'static str,
+    },
+    /// One node stopped and one bit of its files flipped (file and bit drawn from `seed`).
+    Bitflip {
+        target: Target,
+        seed: u64,
+    },
 }
 
 #[cfg(test)]
@@ -170,6 +185,9 @@ impl Fault {
             Fault::Partition(_) => "partition",
             Fault::ClientPartition { .. } => "client-partition",
             Fault::Delay { .. } => "delay",
+            Fault::PowerCut { .. } => "power-cut",
+            Fault::DiskError { .. } => "disk-error",
+            Fault::Bitflip { .. } => "bitflip",
         }
     }
 }
@@ -335,6 +353,21 @@ fn targets(rng: &mut StdRng, nodes: usize) -> Targets {
     }
 }
 
+/// A power cut's target set: a majority or all in 3 of 5, since what a minority loses the
+/// others still hold and hand back; one node (or the leader), or a minority, otherwise.
+fn power_cut_targets(rng: &mut StdRng, nodes: usize) -> Targets {
+    let order = shuffled(rng, nodes);
+    let with_leader = rng.random_bool(0.5);
+    match rng.random_range(0..10) {
+        0 | 1 => Targets::One {
+            target: target(rng, nodes),
+        },
+        2 | 3 => Targets::Minority { order, with_leader },
+        4..7 => Targets::Majority { order, with_leader },
+        _ => Targets::All,
+    }
+}
+
 fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
     match card {
         Card::Kind(FaultKind::Pause) => Fault::Pause {
@@ -403,6 +436,18 @@ fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
                 clients,
             }
         }
+        Card::Kind(FaultKind::PowerCut) => Fault::PowerCut {
+            targets: power_cut_targets(rng, nodes),
+        },
+        Card::Kind(FaultKind::DiskError) => Fault::DiskError {
+            target: target(rng, nodes),
+            ops: ["writes", "fsyncs", "all"][rng.random_range(0..3)],
+            errno: ["EIO", "ENOSPC"][rng.random_range(0..2)],
+        },
+        Card::Kind(FaultKind::Bitflip) => Fault::Bitflip {
+            target: target(rng, nodes),
+            seed: rng.random(),
+        },
         Card::Kind(FaultKind::Delay) => {
             let base_ms = rng.random_range(10..=150);
             let jitter_ms = rng.random_range(0..=base_ms);
@@ -685,5 +730,26 @@ mod tests {
         );
         assert_eq!(inbound.len(), 4);
         assert!(!reach(&inbound, 0, 1) && reach(&inbound, 1, 0));
+    }
+
+    #[test]
+    fn disk_faults_are_dealt_when_named() {
+        let kinds = [
+            FaultKind::Kill,
+            FaultKind::PowerCut,
+            FaultKind::DiskError,
+            FaultKind::Bitflip,
+        ];
+        let s = sched(5, &kinds, 0.5);
+        for kind in kinds {
+            assert!(
+                s.iter().any(|st| st.fault.kind_name() == kind.name()),
+                "{} never dealt",
+                kind.name()
+            );
+        }
+        assert!(sched(5, &FaultKind::ALL, 0.5)
+            .iter()
+            .all(|st| !matches!(st.fault.kind_name(), "power-cut" | "disk-error" | "bitflip")));
     }
 }
