@@ -168,7 +168,7 @@ fn writer(
                 if fault.is_some_and(|f| began >= f) {
                     let done = Instant::now();
                     let mut first = lock(&shared.first_ack);
-                    if first.map_or(true, |t| done < t) {
+                    if first.is_none_or(|t| done < t) {
                         *first = Some(done);
                     }
                 }

@@ -66,7 +66,7 @@ pub fn value(size: usize, client: usize, seq: u64) -> String {
     if v.len() > size {
         v.truncate(size);
     } else {
-        v.extend(std::iter::repeat('x').take(size - v.len()));
+        v.extend(std::iter::repeat_n('x', size - v.len()));
     }
     v
 }
