@@ -13,7 +13,8 @@ child process (read + check); memory its peak RSS (getrusage). Prints per class:
 p99 and max of time and memory for each checker, how many seeds each lincheck was slower than
 Porcupine, and the worst ratio.
 
-Porcupine's driver: --porcupine, else $PORCUPINE_DRIVER; build it with build.sh. Without it the
+Porcupine's driver: --porcupine, else $PORCUPINE_DRIVER (main.go built against Porcupine outside
+this repository; see README.md). Without it the
 table says Porcupine is unavailable and shows lincheck alone.
 """
 import argparse
@@ -78,8 +79,8 @@ def main():
     classes = a.classes or ["d4p10=4000,10,4,0.2", "d4p20=4000,20,4,0.2", "d3p10=4000,10,3,0.2"]
     porc = a.porcupine if a.porcupine and os.access(a.porcupine, os.X_OK) else None
     if not porc:
-        print("Porcupine: unavailable (set PORCUPINE_DRIVER or --porcupine to a driver built by "
-              "tools/porcupine-driver/build.sh); lincheck alone.\n")
+        print("Porcupine: unavailable (set PORCUPINE_DRIVER or --porcupine to main.go built "
+              "against Porcupine, see tools/porcupine-driver/README.md); lincheck alone.\n")
     rows = open(a.rows, "w") if a.rows else None
     checkers = [(label, [b, "--threads=1"]) for label, b in ours]
     if porc:
