@@ -112,7 +112,7 @@ impl RawValue<'_> {
     }
 }
 
-#[derive(Deserialize, Debug, PartialEq)]
+#[derive(Deserialize, Debug, PartialEq, Default)]
 pub(crate) struct RawEvent<'a> {
     #[serde(default)]
     #[allow(dead_code)]
@@ -268,16 +268,7 @@ pub(crate) fn decode_line(
 /// `"node"` (ignored, as serde ignores unknown fields). `None` for anything else.
 fn canonical_event(line: &str) -> Option<RawEvent<'_>> {
     let b = line.as_bytes();
-    let mut ev = RawEvent {
-        index: None,
-        time: None,
-        process: None,
-        kind: None,
-        f: None,
-        key: None,
-        value: None,
-        error: None,
-    };
+    let mut ev = RawEvent::default();
     let mut i = expect(b, 0, b"{\"index\":")?;
     let (n, j) = fast_uint(b, i)?;
     ev.index = Some(n);
@@ -335,16 +326,7 @@ pub(crate) fn fast_event(line: &str) -> Option<RawEvent<'_>> {
     if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
         return None;
     }
-    let mut ev = RawEvent {
-        index: None,
-        time: None,
-        process: None,
-        kind: None,
-        f: None,
-        key: None,
-        value: None,
-        error: None,
-    };
+    let mut ev = RawEvent::default();
     let mut seen = 0u8;
     let mut i = 1;
     if b.get(i) == Some(&b'}') {
