@@ -116,7 +116,7 @@ impl Raft {
     }
 
     fn check_pre_vote_result(&mut self) {
-        match tally(&self.voters, &self.votes) {
+        match tally(self.voters(), &self.votes) {
             VoteResult::Won => self.campaign(false),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}
@@ -124,7 +124,7 @@ impl Raft {
     }
 
     fn check_vote_result(&mut self) {
-        match tally(&self.voters, &self.votes) {
+        match tally(self.voters(), &self.votes) {
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}

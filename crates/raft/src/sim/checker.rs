@@ -32,6 +32,13 @@ pub(crate) fn payload_hash(payload: &EntryPayload) -> u64 {
     match payload {
         EntryPayload::Noop => 0x5EED,
         EntryPayload::Command(bytes) => bytes.iter().fold(0xC0DE, |h, &b| mix(h, b as u64)),
+        EntryPayload::Config(m) => m
+            .voters
+            .iter()
+            .map(|v| v.0)
+            .chain([u64::MAX])
+            .chain(m.learners.iter().map(|l| l.0))
+            .fold(0xC0F1, mix),
     }
 }
 
