@@ -363,7 +363,11 @@ impl Raft {
             self.send(from, MessageBody::TimeoutNow);
         }
         let pr = &self.progress[&from];
-        if pr.next <= self.log.last_index() {
+        let last = self.log.last_index();
+        // A probed follower that answers a heartbeat but matches less than our log (a new
+        // learner with an empty log, say) gets a probe at once, or an idle cluster would
+        // never find where its log ends.
+        if pr.next <= last || (pr.state == ProgressState::Probe && pr.matched < last) {
             self.send_append(from, false);
         }
     }
