@@ -586,7 +586,7 @@ fn a_new_leader_proposes_no_change_before_its_noop_commits_and_one_at_a_time() {
         Err(ProposeError::ChangeInProgress)
     );
     let _ = drain(&mut n); // the leader's own copy is durable
-    // The learner's acknowledgement does not commit it; a voter's does.
+                           // The learner's acknowledgement does not commit it; a voter's does.
     ack(&mut n, 4, at.0, 0);
     assert!(n.status().commit < at);
     ack(&mut n, 2, at.0, 0);
