@@ -75,8 +75,10 @@ impl Raft {
         last_index: Index,
         last_term: Term,
     ) {
-        let granted =
-            term > self.term && !self.in_lease() && self.log.is_up_to_date(last_index, last_term);
+        let granted = term > self.term
+            && !self.in_lease()
+            && self.may_vote()
+            && self.log.is_up_to_date(last_index, last_term);
         let reply_term = if granted { term } else { self.term };
         self.send_with_term(from, reply_term, MessageBody::PreVoteResponse { granted });
     }
@@ -84,7 +86,7 @@ impl Raft {
     /// Figure 2, RequestVote receiver: grant if we have not voted for another candidate in
     /// this term and the candidate's log is at least as up-to-date as ours (§5.4.1).
     pub(crate) fn handle_vote(&mut self, from: NodeId, last_index: Index, last_term: Term) {
-        let can_vote = self.vote.is_none() || self.vote == Some(from);
+        let can_vote = (self.vote.is_none() || self.vote == Some(from)) && self.may_vote();
         let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
         if granted {
             self.vote = Some(from);
@@ -92,6 +94,14 @@ impl Raft {
             self.reset_election_timer();
         }
         self.send(from, MessageBody::VoteResponse { granted });
+    }
+
+    /// A node that has no configuration yet (joining, perhaps with a wiped disk under the id
+    /// of a removed member) grants no vote: its empty log and forgotten vote would let a stale
+    /// node that still counts it as a voter win an election without the committed entries.
+    /// Learners do vote (a candidate may know them as promoted before they do).
+    fn may_vote(&self) -> bool {
+        !self.membership.voters.is_empty()
     }
 
     pub(crate) fn handle_pre_vote_response(&mut self, from: NodeId, term: Term, granted: bool) {
@@ -116,7 +126,7 @@ impl Raft {
     }
 
     fn check_pre_vote_result(&mut self) {
-        match tally(&self.voters, &self.votes) {
+        match tally(self.voters(), &self.votes) {
             VoteResult::Won => self.campaign(false),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}
@@ -124,7 +134,7 @@ impl Raft {
     }
 
     fn check_vote_result(&mut self) {
-        match tally(&self.voters, &self.votes) {
+        match tally(self.voters(), &self.votes) {
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}

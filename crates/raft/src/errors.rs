@@ -7,7 +7,7 @@ use thiserror::Error;
 /// Why a [`crate::Config`] is unusable.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum ConfigError {
-    /// `voters` is empty.
+    /// `voters` is empty. No longer returned: an empty list is a joining node.
     #[error("the voter list is empty")]
     NoVoters,
     /// `voters` lists a node twice.
@@ -59,6 +59,23 @@ pub enum RestoreError {
     },
 }
 
+/// Why a [`crate::ConfChange`] does not apply to a configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum ConfChangeError {
+    /// AddLearner of a node that is a voter or a learner already.
+    #[error("{0} is already a member")]
+    AlreadyMember(NodeId),
+    /// Promote of a node that is not a learner.
+    #[error("{0} is not a learner")]
+    NotALearner(NodeId),
+    /// Remove of a node that is not a member.
+    #[error("{0} is not a member")]
+    NotAMember(NodeId),
+    /// Removing the last voter would leave nobody to commit anything.
+    #[error("removing {0} would leave no voter")]
+    LastVoter(NodeId),
+}
+
 /// Errors from constructing or driving a [`crate::RawNode`].
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum Error {
@@ -76,7 +93,7 @@ pub enum Error {
         /// This node.
         this: NodeId,
     },
-    /// A message from a node that is not a voter was ignored.
+    /// A message that claims to come from this node itself was ignored.
     #[error("message from unknown node {0}")]
     UnknownSender(NodeId),
     /// [`crate::RawNode::compact`] was asked to compact beyond what the application applied.
@@ -116,4 +133,17 @@ pub enum ProposeError {
     /// Leadership can only be handed to another voter.
     #[error("{0} is not another voter of this cluster")]
     NotAVoter(NodeId),
+    /// A membership change is not yet committed, or leadership is being handed over; retry
+    /// once it is (thesis §4.1: one change at a time).
+    #[error("a membership change or leadership transfer is in progress")]
+    ChangeInProgress,
+    /// This leader has not yet committed an entry of its own term, so its configuration may
+    /// not be the cluster's latest committed one (the single-server bug Ongaro posted to
+    /// raft-dev in 2015: a change proposed before the new leader's no-op commits can overlap
+    /// an uncommitted change of an earlier leader); retry shortly.
+    #[error("the leader has not yet committed an entry of its term")]
+    TermNotCommitted,
+    /// The change does not apply to the current configuration.
+    #[error("invalid membership change: {0}")]
+    BadConfChange(#[from] ConfChangeError),
 }

@@ -2,7 +2,7 @@
 
 use crate::message::MessageBody;
 use crate::raft::Raft;
-use crate::types::{Entry, Index, NodeId, Snapshot, Term};
+use crate::types::{Entry, EntryPayload, Index, NodeId, Snapshot, Term};
 
 impl Raft {
     /// Figure 2, AppendEntries receiver. The term check (step 1) was done by `step`.
@@ -40,6 +40,10 @@ impl Raft {
         }
         // Steps 3 and 4.
         self.log.merge(entries);
+        let new_config = entries
+            .iter()
+            .any(|e| matches!(e.payload, EntryPayload::Config(_)));
+        self.after_merge(new_config);
         // Step 5: commitIndex = min(leaderCommit, index of last new entry).
         self.log.commit_to(leader_commit.min(last_new));
         let body = MessageBody::AppendEntriesResponse {
@@ -69,8 +73,8 @@ impl Raft {
             meta.index
         } else {
             let index = meta.index;
-            self.voters = meta.voters.clone();
             self.log.install(snapshot);
+            self.refresh_membership();
             index
         };
         self.send(

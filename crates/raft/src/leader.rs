@@ -27,7 +27,7 @@ impl Raft {
         self.heartbeat_elapsed = 0;
         let next = self.log.last_index().next();
         self.progress = self
-            .peers()
+            .replicas()
             .into_iter()
             .map(|p| (p, Progress::new(next)))
             .collect();
@@ -35,13 +35,21 @@ impl Raft {
         self.broadcast_append();
     }
 
-    fn append_entry(&mut self, payload: EntryPayload) -> (Term, Index) {
+    pub(crate) fn append_entry(&mut self, payload: EntryPayload) -> (Term, Index) {
         let index = self.log.last_index().next();
+        let config = match &payload {
+            EntryPayload::Config(m) => Some(m.clone()),
+            _ => None,
+        };
         self.log.append(Entry {
             term: self.term,
             index,
             payload,
         });
+        // A configuration takes effect on append, before it commits (thesis §4.1).
+        if let Some(m) = config {
+            self.set_membership(m, index);
+        }
         // A single-voter cluster commits on its own.
         self.maybe_commit();
         (self.term, index)
@@ -89,7 +97,7 @@ impl Raft {
             return Ok(());
         }
         let index = self.log.committed;
-        if self.voters.len() == 1 {
+        if self.voters() == [self.id] {
             self.read_states.push(ReadState { ctx, index });
             return Ok(());
         }
@@ -107,7 +115,7 @@ impl Raft {
                 leader: self.leader,
             });
         }
-        if to == self.id || !self.voters.contains(&to) {
+        if to == self.id || !self.membership.is_voter(to) {
             return Err(ProposeError::NotAVoter(to));
         }
         self.transferee = Some(to);
@@ -159,20 +167,21 @@ impl Raft {
         }
     }
 
-    /// Counts the followers heard from since the last round (plus ourselves), and resets.
+    /// Counts the voters heard from since the last round (plus ourselves if we vote), and
+    /// resets.
     fn quorum_recently_active(&mut self) -> bool {
-        let mut active = 1;
-        for pr in self.progress.values_mut() {
-            if pr.recent_active {
+        let mut active = usize::from(self.is_voter());
+        for (id, pr) in self.progress.iter_mut() {
+            if pr.recent_active && self.membership.is_voter(*id) {
                 active += 1;
             }
             pr.recent_active = false;
         }
-        active >= majority(self.voters.len())
+        active >= majority(self.voters().len())
     }
 
-    fn broadcast_append(&mut self) {
-        for peer in self.peers() {
+    pub(crate) fn broadcast_append(&mut self) {
+        for peer in self.replicas() {
             self.send_append(peer, false);
         }
     }
@@ -181,7 +190,7 @@ impl Raft {
     /// they always pass the consistency check and never move the follower's commit beyond what
     /// it is known to hold. Probing followers also get their next probe.
     pub(crate) fn broadcast_heartbeat(&mut self) {
-        for peer in self.peers() {
+        for peer in self.replicas() {
             let pr = self
                 .progress
                 .get_mut(&peer)
@@ -316,8 +325,24 @@ impl Raft {
             .expect("progress for every peer");
         pr.recent_active = true;
         pr.read_ack = pr.read_ack.max(read_seq);
-        let acks = self.progress.values().map(|p| p.read_ack);
-        self.read_only.confirm(acks, &mut self.read_states);
+        self.confirm_reads();
+    }
+
+    /// Releases the reads a majority of the voters confirmed (the leader confirms its own
+    /// rounds if it votes; a leader removing itself does not).
+    fn confirm_reads(&mut self) {
+        let acks: Vec<Option<u64>> = self
+            .voters()
+            .iter()
+            .map(|v| {
+                if *v == self.id {
+                    None
+                } else {
+                    Some(self.progress.get(v).map_or(0, |p| p.read_ack))
+                }
+            })
+            .collect();
+        self.read_only.confirm(&acks, &mut self.read_states);
     }
 
     /// The follower matches through `index`: update its progress, try to commit, and keep it
@@ -338,7 +363,11 @@ impl Raft {
             self.send(from, MessageBody::TimeoutNow);
         }
         let pr = &self.progress[&from];
-        if pr.next <= self.log.last_index() {
+        let last = self.log.last_index();
+        // A probed follower that answers a heartbeat but matches less than our log (a new
+        // learner with an empty log, say) gets a probe at once, or an idle cluster would
+        // never find where its log ends.
+        if pr.next <= last || (pr.state == ProgressState::Probe && pr.matched < last) {
             self.send_append(from, false);
         }
     }
@@ -348,19 +377,28 @@ impl Raft {
     /// persisted index, not its last index. Entries of older terms are committed
     /// only indirectly, by this rule (§5.4.2, Figure 8).
     pub(crate) fn maybe_commit(&mut self) -> bool {
-        let mut matches: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
-        // The leader counts itself only for entries it has made durable (thesis §10.2.1: it
-        // may send entries to followers before writing them, but must not count them before).
-        matches.push(self.log.persisted);
+        // Only voters count, the leader itself only if it votes (a leader removing itself does
+        // not: thesis §4.2.2), and only for entries it has made durable (thesis §10.2.1: it may
+        // send entries to followers before writing them, but must not count them before).
+        let matches: Vec<Index> = self
+            .voters()
+            .iter()
+            .map(|v| {
+                if *v == self.id {
+                    self.log.persisted
+                } else {
+                    self.progress.get(v).map_or(Index(0), |p| p.matched)
+                }
+            })
+            .collect();
         let n = quorum_index(&matches);
         if n <= self.log.committed || self.log.term(n) != Some(self.term) {
             return false;
         }
         self.log.commit_to(n);
         if self.read_only.release_awaiting(n) {
-            if self.voters.len() == 1 {
-                let acks = std::iter::empty();
-                self.read_only.confirm(acks, &mut self.read_states);
+            if self.voters() == [self.id] {
+                self.confirm_reads();
             } else {
                 self.broadcast_heartbeat();
             }

@@ -69,6 +69,7 @@ mod errors;
 mod follower;
 mod leader;
 mod log;
+mod membership;
 mod message;
 mod progress;
 mod quorum;
@@ -81,13 +82,13 @@ mod types;
 pub mod sim;
 
 pub use config::Config;
-pub use errors::{ConfigError, Error, ProposeError, RestoreError};
+pub use errors::{ConfChangeError, ConfigError, Error, ProposeError, RestoreError};
 pub use message::{Message, MessageBody};
 pub use raw_node::{RawNode, Restored};
 pub use ready::{ApplyTask, AsyncReady, PersistTask, Persisted, Ready};
 pub use types::{
-    Entry, EntryPayload, HardState, Index, NodeId, ReadState, Role, Snapshot, SnapshotMeta, Status,
-    Term,
+    ConfChange, Entry, EntryPayload, HardState, Index, Membership, NodeId, ReadState, Role,
+    Snapshot, SnapshotMeta, Status, Term,
 };
 
 #[cfg(test)]

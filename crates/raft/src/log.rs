@@ -399,6 +399,7 @@ mod tests {
             index: Index(2),
             term: Term(1),
             voters: vec![],
+            learners: vec![],
         };
         log.compact(Snapshot { meta, data: vec![] });
         assert_eq!((log.first_index(), log.last_index()), (Index(3), Index(3)));

@@ -7,7 +7,7 @@ use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::read_only::ReadOnly;
-use crate::types::{HardState, Index, NodeId, ReadState, Role, Status, Term};
+use crate::types::{HardState, Index, Membership, NodeId, ReadState, Role, Status, Term};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Ordering;
@@ -17,7 +17,14 @@ use std::collections::BTreeMap;
 #[derive(Debug)]
 pub(crate) struct Raft {
     pub(crate) id: NodeId,
-    pub(crate) voters: Vec<NodeId>,
+    /// The configuration in use: the latest in the log, else the snapshot's, else `bootstrap`
+    /// (thesis §4.1: a server uses the latest configuration in its log, committed or not).
+    pub(crate) membership: Membership,
+    /// The index of the entry that set `membership` (see `Status::config_index`).
+    pub(crate) config_index: Index,
+    /// The configuration the node was started with, used while neither log nor snapshot has
+    /// one. Empty for a node that joins an existing cluster.
+    pub(crate) bootstrap: Membership,
     pub(crate) cfg: Config,
     /// Persistent (Figure 2): `currentTerm` and `votedFor`.
     pub(crate) term: Term,
@@ -50,7 +57,9 @@ impl Raft {
     pub(crate) fn new(cfg: Config, hs: &HardState, log: RaftLog) -> Raft {
         let mut r = Raft {
             id: cfg.id,
-            voters: cfg.voters.clone(),
+            membership: Membership::with_voters(cfg.voters.clone()),
+            config_index: Index(0),
+            bootstrap: Membership::with_voters(cfg.voters.clone()),
             term: hs.term,
             vote: hs.vote,
             log,
@@ -69,9 +78,7 @@ impl Raft {
             read_states: Vec::new(),
             cfg,
         };
-        if let Some(meta) = r.log.snapshot_meta() {
-            r.voters = meta.voters.clone();
-        }
+        r.refresh_membership();
         r.reset_election_timer();
         r
     }
@@ -93,20 +100,42 @@ impl Raft {
             commit: self.log.committed,
             applied: self.log.applied,
             last_index: self.log.last_index(),
+            membership: self.membership.clone(),
+            config_index: self.config_index,
+            progress: self
+                .progress
+                .iter()
+                .map(|(&id, p)| (id, p.matched))
+                .collect(),
         }
     }
 
     pub(crate) fn is_voter(&self) -> bool {
-        self.voters.contains(&self.id)
+        self.membership.is_voter(self.id)
     }
 
-    /// The other voters, in id order (deterministic iteration).
+    /// The voters.
+    pub(crate) fn voters(&self) -> &[NodeId] {
+        &self.membership.voters
+    }
+
+    /// The other voters, in id order (deterministic iteration): whom to ask for votes.
     pub(crate) fn peers(&self) -> Vec<NodeId> {
-        self.voters
+        self.membership
+            .voters
             .iter()
             .copied()
             .filter(|&v| v != self.id)
             .collect()
+    }
+
+    /// The other members, voters and learners, in id order: whom a leader replicates to.
+    pub(crate) fn replicas(&self) -> Vec<NodeId> {
+        let m = &self.membership;
+        let mut all: Vec<NodeId> = m.voters.iter().chain(&m.learners).copied().collect();
+        all.sort();
+        all.retain(|&v| v != self.id);
+        all
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
@@ -158,6 +187,7 @@ impl Raft {
             Role::Leader => self.tick_leader(),
             _ => self.tick_election(),
         }
+        self.maybe_step_down_removed();
     }
 
     pub(crate) fn step(&mut self, m: Message) -> Result<(), Error> {
@@ -167,7 +197,10 @@ impl Raft {
                 this: self.id,
             });
         }
-        if !self.voters.contains(&m.from) || m.from == self.id {
+        // Any other node may write to us: a joining node hears first from a leader it does not
+        // know yet, and a removed node may still ask for votes (its answers are counted only if
+        // it is a voter, and its log decides the rest).
+        if m.from == self.id {
             return Err(Error::UnknownSender(m.from));
         }
         match m.term.cmp(&self.term) {
@@ -183,6 +216,9 @@ impl Raft {
             Ordering::Equal => {}
         }
         self.dispatch(m);
+        // After the input, not inside the commit rule: the handlers still use the progress
+        // map that stepping down clears.
+        self.maybe_step_down_removed();
         Ok(())
     }
 
@@ -286,7 +322,7 @@ impl Raft {
                 conflict_index,
                 read_seq,
             } => {
-                if self.role == Role::Leader {
+                if self.role == Role::Leader && self.progress.contains_key(&from) {
                     self.handle_append_response(
                         from,
                         success,
@@ -298,7 +334,7 @@ impl Raft {
                 }
             }
             MessageBody::InstallSnapshotResponse { index, read_seq } => {
-                if self.role == Role::Leader {
+                if self.role == Role::Leader && self.progress.contains_key(&from) {
                     self.handle_snapshot_response(from, index, read_seq);
                 }
             }

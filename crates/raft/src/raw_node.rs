@@ -8,7 +8,9 @@ use crate::message::MessageBody;
 use crate::raft::Raft;
 use crate::ready::{ApplyTask, AsyncReady, PersistTask, Persisted, Ready};
 use crate::types::Role;
-use crate::types::{Entry, HardState, Index, NodeId, Snapshot, SnapshotMeta, Status, Term};
+use crate::types::{
+    ConfChange, Entry, HardState, Index, NodeId, Snapshot, SnapshotMeta, Status, Term,
+};
 
 /// The durable state a node starts from. `Restored::default()` is a brand-new node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -120,13 +122,32 @@ impl RawNode {
             return Err(Error::AlreadyCompacted(log.offset()));
         }
         let term = log.term(index).expect("applied entries are in the log");
+        // The configuration as of `index`, not the latest: a later, uncommitted configuration
+        // entry stays in the log after the snapshot and may still be truncated.
+        let (m, _) = self.raft.membership_at(index);
         let meta = SnapshotMeta {
             index,
             term,
-            voters: self.raft.voters.clone(),
+            voters: m.voters,
+            learners: m.learners,
         };
         self.raft.log.compact(Snapshot { meta, data });
         Ok(())
+    }
+
+    /// Leader: proposes one membership change (thesis §4.1-4.2). On success the new
+    /// configuration is appended at the returned `(term, index)` and is in effect at once; it
+    /// is committed once `Status::commit` reaches `index` with that term there. Refused
+    /// (definitely: nothing was appended) if this node is not leader, while another change is
+    /// uncommitted or leadership is being transferred, before this leader has committed an
+    /// entry of its own term, or if the change does not apply to the configuration. Add a
+    /// server as a learner first and promote it once its match index (in
+    /// [`Status::progress`]) has caught up, so that it does not hold commitment back.
+    pub fn propose_conf_change(
+        &mut self,
+        change: ConfChange,
+    ) -> Result<(Term, Index), ProposeError> {
+        self.raft.propose_conf_change(change)
     }
 
     /// Leader: hands leadership to the voter `to` (thesis §3.10). New proposals are refused
@@ -144,10 +165,16 @@ impl RawNode {
         if self.raft.role != Role::Leader {
             return None;
         }
-        let peers = &self.raft.progress;
-        let active = peers.values().any(|p| p.recent_active);
-        peers
+        let membership = &self.raft.membership;
+        let peers: Vec<_> = self
+            .raft
+            .progress
             .iter()
+            .filter(|(id, _)| membership.is_voter(**id))
+            .collect();
+        let active = peers.iter().any(|(_, p)| p.recent_active);
+        peers
+            .into_iter()
             .filter(|(_, p)| p.recent_active || !active)
             .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
             .map(|(id, _)| *id)
@@ -358,6 +385,7 @@ impl RawNode {
         };
         if self.raft.log.persisted_to(index, term) && self.raft.role == Role::Leader {
             self.raft.maybe_commit();
+            self.raft.maybe_step_down_removed();
         }
     }
 

@@ -555,3 +555,68 @@ fn async_follower_answers_heartbeats_without_waiting_for_its_disk() {
     );
     assert_eq!(work.persist.message_count(), 1);
 }
+
+/// The single-server bug Ongaro posted to raft-dev (2015): a new leader must commit an entry
+/// of its own term before it proposes a membership change, or an earlier leader's uncommitted
+/// change could still win with a majority that does not overlap the new one. Then one change
+/// at a time.
+#[test]
+fn a_new_leader_proposes_no_change_before_its_noop_commits_and_one_at_a_time() {
+    use crate::{ConfChange, ProposeError};
+    let mut n = elect(Restored::default());
+    let noop = n.status().last_index;
+    assert_eq!(
+        n.propose_conf_change(ConfChange::AddLearner(NodeId(4))),
+        Err(ProposeError::TermNotCommitted)
+    );
+    ack(&mut n, 2, noop.0, 0);
+    assert_eq!(n.status().commit, noop);
+    let (_, at) = n
+        .propose_conf_change(ConfChange::AddLearner(NodeId(4)))
+        .unwrap();
+    // In effect on append: n4 is replicated to at once.
+    let st = n.status();
+    assert_eq!(
+        (st.config_index, st.membership.learners.clone()),
+        (at, vec![NodeId(4)])
+    );
+    assert!(st.progress.iter().any(|&(p, _)| p == NodeId(4)));
+    assert_eq!(
+        n.propose_conf_change(ConfChange::Remove(NodeId(2))),
+        Err(ProposeError::ChangeInProgress)
+    );
+    let _ = drain(&mut n); // the leader's own copy is durable
+                           // The learner's acknowledgement does not commit it; a voter's does.
+    ack(&mut n, 4, at.0, 0);
+    assert!(n.status().commit < at);
+    ack(&mut n, 2, at.0, 0);
+    assert_eq!(n.status().commit, at);
+    assert_eq!(
+        n.propose_conf_change(ConfChange::Promote(NodeId(2))),
+        Err(ProposeError::BadConfChange(
+            crate::ConfChangeError::NotALearner(NodeId(2))
+        ))
+    );
+    assert!(n
+        .propose_conf_change(ConfChange::Promote(NodeId(4)))
+        .is_ok());
+}
+
+/// A snapshot carries the configuration as of its index, not a later uncommitted one.
+#[test]
+fn a_snapshot_carries_the_configuration_of_its_index() {
+    use crate::ConfChange;
+    let mut n = elect(Restored::default());
+    let noop = n.status().last_index;
+    ack(&mut n, 2, noop.0, 0);
+    let rd = drain(&mut n);
+    assert!(!rd.committed_entries.is_empty());
+    let (_, at) = n
+        .propose_conf_change(ConfChange::AddLearner(NodeId(4)))
+        .unwrap();
+    let _ = drain(&mut n);
+    n.compact(noop, vec![]).unwrap();
+    let meta = n.snapshot_meta().unwrap();
+    assert_eq!(meta.voters, vec![NodeId(1), NodeId(2), NodeId(3)]);
+    assert!(meta.learners.is_empty(), "{meta:?} has the change at {at}");
+}

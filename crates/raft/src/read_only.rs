@@ -72,17 +72,14 @@ impl ReadOnly {
         });
     }
 
-    /// Releases the reads whose round a majority acknowledged. `peer_acks` holds each other
-    /// voter's latest echoed round; the leader's own acknowledgement is its current round.
-    pub(crate) fn confirm(
-        &mut self,
-        peer_acks: impl Iterator<Item = u64>,
-        out: &mut Vec<ReadState>,
-    ) {
-        if self.pending.is_empty() {
+    /// Releases the reads whose round a majority of the voters acknowledged. `voter_acks`
+    /// holds one value per voter: its latest echoed round, or `None` for the leader itself,
+    /// whose acknowledgement is its current round.
+    pub(crate) fn confirm(&mut self, voter_acks: &[Option<u64>], out: &mut Vec<ReadState>) {
+        if self.pending.is_empty() || voter_acks.is_empty() {
             return;
         }
-        let mut acks: Vec<u64> = std::iter::once(self.round).chain(peer_acks).collect();
+        let mut acks: Vec<u64> = voter_acks.iter().map(|a| a.unwrap_or(self.round)).collect();
         let confirmed = quorum_value(&mut acks);
         while self.pending.front().is_some_and(|r| r.round <= confirmed) {
             let r = self.pending.pop_front().expect("checked non-empty");
@@ -111,7 +108,7 @@ mod tests {
         ro.add(8, Index(4));
         let mut out = Vec::new();
         // 5 voters: leader + 4 peers. Two peers echo round 1: with the leader that is 3 of 5.
-        ro.confirm([1, 1, 0, 0].into_iter(), &mut out);
+        ro.confirm(&[None, Some(1), Some(1), Some(0), Some(0)], &mut out);
         assert_eq!(
             out,
             vec![ReadState {
@@ -120,9 +117,9 @@ mod tests {
             }]
         );
         // One peer at round 2 is not a majority for round 2.
-        ro.confirm([2, 1, 0, 0].into_iter(), &mut out);
+        ro.confirm(&[None, Some(2), Some(1), Some(0), Some(0)], &mut out);
         assert_eq!(out.len(), 1);
-        ro.confirm([2, 2, 0, 0].into_iter(), &mut out);
+        ro.confirm(&[None, Some(2), Some(2), Some(0), Some(0)], &mut out);
         assert_eq!(
             out[1],
             ReadState {
@@ -137,10 +134,10 @@ mod tests {
         let mut ro = ReadOnly::default();
         ro.await_commit(1);
         let mut out = Vec::new();
-        ro.confirm([9, 9].into_iter(), &mut out);
+        ro.confirm(&[None, Some(9), Some(9)], &mut out);
         assert!(out.is_empty());
         assert!(ro.release_awaiting(Index(5)));
-        ro.confirm([1, 0].into_iter(), &mut out);
+        ro.confirm(&[None, Some(1), Some(0)], &mut out);
         assert_eq!(
             out,
             vec![ReadState {

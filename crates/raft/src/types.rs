@@ -1,6 +1,7 @@
 //! The plain data of Raft: terms, indexes, node ids, log entries, persistent state and
 //! snapshots (Raft paper, Ongaro & Ousterhout 2014, Figure 2 "State").
 
+use crate::errors::ConfChangeError;
 use std::fmt;
 
 macro_rules! newtype_u64 {
@@ -49,10 +50,98 @@ impl Index {
     }
 }
 
-/// What a log entry carries.
-///
-/// Membership changes will add a variant here later; callers should treat variants they do not
-/// know as "no effect on the state machine".
+/// The members of a cluster: the voters, whose majority elects leaders and commits entries,
+/// and the learners, which receive the log but neither vote nor count towards a quorum (thesis
+/// §4.2.1: a new server catches up as a learner before it can slow commitment down). Both
+/// lists are sorted and disjoint. An empty configuration is a node that is joining and has not
+/// yet heard from a leader: it never campaigns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Membership {
+    /// The voting members, sorted.
+    pub voters: Vec<NodeId>,
+    /// The non-voting members, sorted.
+    pub learners: Vec<NodeId>,
+}
+
+impl Membership {
+    /// A configuration of `voters` (sorted here) and no learners.
+    pub fn with_voters(mut voters: Vec<NodeId>) -> Membership {
+        voters.sort();
+        voters.dedup();
+        Membership {
+            voters,
+            learners: Vec::new(),
+        }
+    }
+
+    /// Whether `id` votes.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.binary_search(&id).is_ok()
+    }
+
+    /// Whether `id` is a learner.
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.binary_search(&id).is_ok()
+    }
+
+    /// Whether `id` is a voter or a learner.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.is_learner(id)
+    }
+
+    /// The configuration after `change`, or why it cannot be made. A single-server change:
+    /// any majority of the result overlaps any majority of `self` (thesis §4.1).
+    pub fn apply(&self, change: ConfChange) -> Result<Membership, ConfChangeError> {
+        let mut next = self.clone();
+        match change {
+            ConfChange::AddLearner(id) => {
+                if self.contains(id) {
+                    return Err(ConfChangeError::AlreadyMember(id));
+                }
+                next.learners.push(id);
+                next.learners.sort();
+            }
+            ConfChange::Promote(id) => {
+                if !self.is_learner(id) {
+                    return Err(ConfChangeError::NotALearner(id));
+                }
+                next.learners.retain(|&l| l != id);
+                next.voters.push(id);
+                next.voters.sort();
+            }
+            ConfChange::Remove(id) => {
+                if !self.contains(id) {
+                    return Err(ConfChangeError::NotAMember(id));
+                }
+                next.learners.retain(|&l| l != id);
+                next.voters.retain(|&v| v != id);
+                if next.voters.is_empty() {
+                    return Err(ConfChangeError::LastVoter(id));
+                }
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// One single-server membership change (thesis §4.1 and §4.2.1), proposed with
+/// [`crate::RawNode::propose_conf_change`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ConfChange {
+    /// Adds a node that is not a member as a learner: it gets the log but does not vote.
+    AddLearner(NodeId),
+    /// Makes a learner a voter (do it once the learner has caught up; see
+    /// [`Status::progress`]).
+    Promote(NodeId),
+    /// Removes a voter or a learner (the leader itself included: it leads until the removal
+    /// commits, then steps down).
+    Remove(NodeId),
+}
+
+/// What a log entry carries. Callers should treat variants they do not know as "no effect on
+/// the state machine".
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum EntryPayload {
@@ -62,6 +151,11 @@ pub enum EntryPayload {
     Noop,
     /// An opaque application command, as given to [`crate::RawNode::propose`].
     Command(Vec<u8>),
+    /// The cluster's configuration from this entry on (the result of one [`ConfChange`]).
+    /// Every node uses the latest configuration in its log as soon as it appends the entry,
+    /// committed or not, and falls back to the previous one if the entry is truncated
+    /// (thesis §4.1). No effect on the application's state machine.
+    Config(Membership),
 }
 
 /// One entry of the replicated log.
@@ -82,6 +176,7 @@ impl Entry {
         let payload = match &self.payload {
             EntryPayload::Noop => 0,
             EntryPayload::Command(data) => data.len() as u64,
+            EntryPayload::Config(m) => 8 * (m.voters.len() + m.learners.len()) as u64,
         };
         payload + 24
     }
@@ -102,7 +197,8 @@ pub struct HardState {
 }
 
 /// What a snapshot stands for: the log up to and including `index`, whose last entry had `term`,
-/// taken when the cluster's voters were `voters` (paper §7).
+/// with the configuration in effect at `index` (paper §7; thesis §4.1: the snapshot replaces
+/// the configuration entries it covers).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SnapshotMeta {
@@ -112,6 +208,18 @@ pub struct SnapshotMeta {
     pub term: Term,
     /// The voting members as of `index`.
     pub voters: Vec<NodeId>,
+    /// The learners as of `index`.
+    pub learners: Vec<NodeId>,
+}
+
+impl SnapshotMeta {
+    /// The configuration as of `index`.
+    pub fn membership(&self) -> Membership {
+        Membership {
+            voters: self.voters.clone(),
+            learners: self.learners.clone(),
+        }
+    }
 }
 
 /// A snapshot of the application's state machine at `meta.index`, opaque to the core.
@@ -178,6 +286,16 @@ pub struct Status {
     pub applied: Index,
     /// The last index of its log.
     pub last_index: Index,
+    /// Its configuration: the latest in its log (committed or not), else its snapshot's, else
+    /// the one it was started with.
+    pub membership: Membership,
+    /// The index of the entry that set `membership` (0 if it came from the start
+    /// configuration; the snapshot's index if from a snapshot). The change is committed once
+    /// `commit` reaches it.
+    pub config_index: Index,
+    /// Leader only: the match index of every other member (voters and learners), so that a
+    /// caller can tell when a learner has caught up. Empty on other roles.
+    pub progress: Vec<(NodeId, Index)>,
 }
 
 #[cfg(test)]

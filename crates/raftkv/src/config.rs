@@ -58,6 +58,12 @@ pub struct Args {
     /// Log level: debug, info, warn or error.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Start as a new member of an existing cluster: with no configuration, the node never
+    /// campaigns nor votes and waits for a leader to add it (`add_member`). Only takes effect
+    /// on an empty data directory, which then remembers it (a `JOINED` file) across restarts;
+    /// ignored, with a warning, on a data directory that already holds state.
+    #[arg(long)]
+    pub join: bool,
 }
 
 /// A configuration error, reported before anything starts.
@@ -110,6 +116,8 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     pub request_timeout: Duration,
     pub log_level: crate::logging::Level,
+    /// `--join`: start as a new member (see [`Args::join`]).
+    pub join: bool,
     /// **Test-only**: a deliberate bug, for the harness's fixtures (see [`crate::planted`]).
     /// No flag sets it: [`Args::validate`] always gives `None`, the correct node.
     pub planted: Option<crate::planted::PlantedBug>,
@@ -214,6 +222,7 @@ impl Args {
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             log_level,
+            join: self.join,
             planted: None,
         })
     }

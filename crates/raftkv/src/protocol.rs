@@ -5,6 +5,7 @@
 //! ignored (so clients may add their own), but a missing or mistyped required field is a
 //! `bad_request` that names the field. Nothing here panics on any input.
 
+use raft::NodeId;
 use serde_json::{Map, Value};
 
 /// Longest request line accepted, excluding the newline. Longer lines are answered with
@@ -43,6 +44,28 @@ pub enum Op {
         to: String,
     },
     Status,
+    /// Admin: add `node` as a learner, wait for it to catch up, promote it to voter.
+    AddMember {
+        node: NodeId,
+    },
+    /// Admin: remove `node` (a voter or learner; the leader itself included).
+    RemoveMember {
+        node: NodeId,
+    },
+    /// Admin: hand leadership to `node`, or (`None`) to the most caught-up follower.
+    TransferLeader {
+        node: Option<NodeId>,
+    },
+}
+
+impl Op {
+    /// Whether this is one of the admin operations (membership and leadership).
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Op::AddMember { .. } | Op::RemoveMember { .. } | Op::TransferLeader { .. }
+        )
+    }
 }
 
 /// A request line that could not be understood; answered with `bad_request`.
@@ -75,6 +98,9 @@ pub struct StatusInfo {
     pub leader: Option<String>,
     pub commit: u64,
     pub applied: u64,
+    /// The latest configuration in this node's log: voters and learners, sorted node ids.
+    pub voters: Vec<String>,
+    pub learners: Vec<String>,
 }
 
 /// Why a request failed. Each code is either definite (the op surely did not take effect) or
@@ -102,6 +128,9 @@ pub enum ErrorCode {
     /// The session's `seq` is older than the last one applied for that client, and its result
     /// is no longer kept: an earlier attempt may or may not have applied. Indefinite.
     StaleSeq,
+    /// Admin: another membership change or a leadership transfer is in progress, or the
+    /// leader has not yet committed an entry of its own term; retry later. Definite.
+    Busy(String),
 }
 
 impl ErrorCode {
@@ -116,6 +145,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unknown(_) => "unknown",
             ErrorCode::StaleSeq => "stale_seq",
+            ErrorCode::Busy(_) => "busy",
         }
     }
 
@@ -126,7 +156,8 @@ impl ErrorCode {
             | ErrorCode::NotLeader(_)
             | ErrorCode::CasMismatch(_)
             | ErrorCode::Dropped(_)
-            | ErrorCode::Overwritten => true,
+            | ErrorCode::Overwritten
+            | ErrorCode::Busy(_) => true,
             ErrorCode::Timeout | ErrorCode::Unknown(_) | ErrorCode::StaleSeq => false,
         }
     }
@@ -164,14 +195,17 @@ pub fn encode_reply(id: Option<u64>, reply: &Reply) -> String {
             out.opt_str("leader", &s.leader);
             out.field("commit", &s.commit.to_string());
             out.field("applied", &s.applied.to_string());
+            out.field("voters", &json_list(&s.voters));
+            out.field("learners", &json_list(&s.learners));
         }
         Reply::Error(e) => {
             out.field("ok", "false");
             out.str("error", e.name());
             match e {
-                ErrorCode::BadRequest(d) | ErrorCode::Dropped(d) | ErrorCode::Unknown(d) => {
-                    out.str("detail", d)
-                }
+                ErrorCode::BadRequest(d)
+                | ErrorCode::Dropped(d)
+                | ErrorCode::Unknown(d)
+                | ErrorCode::Busy(d) => out.str("detail", d),
                 ErrorCode::NotLeader(l) => out.opt_str("leader", l),
                 ErrorCode::CasMismatch(v) => out.opt_str("value", v),
                 ErrorCode::Overwritten | ErrorCode::Timeout | ErrorCode::StaleSeq => {}
@@ -179,6 +213,11 @@ pub fn encode_reply(id: Option<u64>, reply: &Reply) -> String {
         }
     }
     out.finish()
+}
+
+/// A JSON array of strings.
+fn json_list(items: &[String]) -> String {
+    Value::Array(items.iter().map(|s| Value::String(s.clone())).collect()).to_string()
 }
 
 /// A JSON object written field by field.
@@ -271,6 +310,19 @@ pub fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
             to: req_str(&obj, "to").map_err(bad)?,
         },
         "status" => Op::Status,
+        "add_member" => Op::AddMember {
+            node: node_id(&req_str(&obj, "node").map_err(bad)?).map_err(bad)?,
+        },
+        "remove_member" => Op::RemoveMember {
+            node: node_id(&req_str(&obj, "node").map_err(bad)?).map_err(bad)?,
+        },
+        "transfer_leader" => Op::TransferLeader {
+            node: match obj.get("node") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(node_id(s).map_err(bad)?),
+                Some(_) => return Err(bad("field `node` must be a string or null".into())),
+            },
+        },
         other => return Err(bad(format!("unknown op `{}`", truncate(other, 64)))),
     };
     let session = parse_session(&obj).map_err(bad)?;
@@ -311,6 +363,11 @@ fn nullable_str(obj: &Map<String, Value>, field: &str) -> Result<Option<String>,
         None => Err(format!("missing field `{field}`")),
         Some(_) => Err(format!("field `{field}` must be a string or null")),
     }
+}
+
+/// A node id field: `n<k>`, as on the command line.
+fn node_id(s: &str) -> Result<NodeId, String> {
+    crate::config::parse_node_id(s).map_err(|e| format!("field `node`: {e}"))
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -532,11 +589,69 @@ mod tests {
             leader: Some("n2".into()),
             commit: 1042,
             applied: 1040,
+            voters: vec!["n1".into(), "n2".into()],
+            learners: vec![],
         };
         assert_eq!(
             enc(Some(4), &Reply::Status(status)),
-            "{\"id\":4,\"ok\":true,\"node\":\"n2\",\"cluster\":\"c\\\"1\",\"role\":\"leader\",\"term\":7,\"leader\":\"n2\",\"commit\":1042,\"applied\":1040}\n"
+            "{\"id\":4,\"ok\":true,\"node\":\"n2\",\"cluster\":\"c\\\"1\",\"role\":\"leader\",\"term\":7,\"leader\":\"n2\",\"commit\":1042,\"applied\":1040,\"voters\":[\"n1\",\"n2\"],\"learners\":[]}\n"
         );
+        assert_eq!(
+            enc(Some(5), &Reply::Error(ErrorCode::Busy("a change".into()))),
+            "{\"id\":5,\"ok\":false,\"error\":\"busy\",\"detail\":\"a change\"}\n"
+        );
+    }
+
+    #[test]
+    fn parses_admin_ops_and_rejects_bad_node_ids() {
+        assert_eq!(
+            ok(r#"{"id":7,"op":"add_member","node":"n3"}"#).op,
+            Op::AddMember { node: NodeId(3) }
+        );
+        assert_eq!(
+            ok(r#"{"id":8,"op":"remove_member","node":"n12"}"#).op,
+            Op::RemoveMember { node: NodeId(12) }
+        );
+        assert_eq!(
+            ok(r#"{"id":9,"op":"transfer_leader","node":"n2"}"#).op,
+            Op::TransferLeader {
+                node: Some(NodeId(2))
+            }
+        );
+        for line in [
+            r#"{"id":9,"op":"transfer_leader","node":null}"#,
+            r#"{"id":9,"op":"transfer_leader"}"#,
+        ] {
+            assert_eq!(ok(line).op, Op::TransferLeader { node: None });
+        }
+        assert!(ok(r#"{"id":9,"op":"transfer_leader"}"#).op.is_admin());
+        for (line, detail) in [
+            (r#"{"id":7,"op":"add_member"}"#, "missing field `node`"),
+            (r#"{"id":7,"op":"add_member","node":3}"#, "must be a string"),
+            (
+                r#"{"id":7,"op":"add_member","node":"x3"}"#,
+                "invalid node id",
+            ),
+            (
+                r#"{"id":7,"op":"remove_member","node":"n0"}"#,
+                "invalid node id",
+            ),
+            (
+                r#"{"id":7,"op":"remove_member","node":"n03"}"#,
+                "invalid node id",
+            ),
+            (
+                r#"{"id":9,"op":"transfer_leader","node":7}"#,
+                "string or null",
+            ),
+        ] {
+            let b = bad(line.as_bytes());
+            assert_eq!(
+                b.id,
+                Some(7).filter(|_| !line.contains("\"id\":9")).or(Some(9))
+            );
+            assert!(b.detail.contains(detail), "{line}: {}", b.detail);
+        }
     }
 
     #[test]
@@ -546,5 +661,6 @@ mod tests {
         assert!(!ErrorCode::Timeout.is_definite());
         assert!(!ErrorCode::StaleSeq.is_definite());
         assert!(!ErrorCode::Unknown(String::new()).is_definite());
+        assert!(ErrorCode::Busy(String::new()).is_definite());
     }
 }

@@ -7,7 +7,9 @@
 //! `(index, term)` seen anywhere maps to a single chain hash.
 
 use super::mix;
-use crate::types::{Entry, EntryPayload, Index, NodeId, Role, Status, Term};
+use crate::types::{
+    Entry, EntryPayload, Index, Membership, NodeId, Role, SnapshotMeta, Status, Term,
+};
 use crate::RawNode;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -32,6 +34,13 @@ pub(crate) fn payload_hash(payload: &EntryPayload) -> u64 {
     match payload {
         EntryPayload::Noop => 0x5EED,
         EntryPayload::Command(bytes) => bytes.iter().fold(0xC0DE, |h, &b| mix(h, b as u64)),
+        EntryPayload::Config(m) => m
+            .voters
+            .iter()
+            .map(|v| v.0)
+            .chain([u64::MAX])
+            .chain(m.learners.iter().map(|l| l.0))
+            .fold(0xC0F1, mix),
     }
 }
 
@@ -90,15 +99,43 @@ pub struct Checker {
     pub events: u64,
     /// Reads served and checked.
     pub reads: u64,
+    /// The committed configurations, by the index of their entry (0: the initial one).
+    configs: BTreeMap<Index, Membership>,
 }
 
 impl Checker {
-    /// A checker with an empty history.
-    pub fn new() -> Checker {
+    /// A checker with an empty history, for a cluster that starts with `initial`.
+    pub fn new(initial: Membership) -> Checker {
         Checker {
             committed_chain: vec![0],
+            configs: BTreeMap::from([(Index(0), initial)]),
             ..Checker::default()
         }
+    }
+
+    /// The committed configuration in effect at `index`.
+    fn config_at(&self, index: Index) -> Option<&Membership> {
+        self.configs.range(..=index).next_back().map(|(_, m)| m)
+    }
+
+    /// The voters of every committed configuration in effect at `index` or later.
+    pub(crate) fn voter_sets_from(&self, index: Index) -> Vec<Vec<NodeId>> {
+        let start = self
+            .configs
+            .range(..=index)
+            .next_back()
+            .map_or(Index(0), |(&i, _)| i);
+        self.configs
+            .range(start..)
+            .map(|(_, m)| m.voters.clone())
+            .collect()
+    }
+
+    /// A node's disk was wiped: it starts over with an empty log.
+    pub(crate) fn on_wipe(&mut self, id: NodeId) {
+        self.on_restart(id);
+        self.logs.remove(&id);
+        self.append_acks.remove(&id);
     }
 
     pub(crate) fn set_time(&mut self, now: u64) {
@@ -214,9 +251,17 @@ impl Checker {
     pub(crate) fn on_snapshot(
         &mut self,
         id: NodeId,
-        index: Index,
+        meta: &SnapshotMeta,
         installed: bool,
     ) -> Result<(), Violation> {
+        let index = meta.index;
+        if self.config_at(index) != Some(&meta.membership()) {
+            return self.fail(format!(
+                "{id} holds a snapshot at {index} with configuration {:?}, but {:?} was in effect there",
+                meta.membership(),
+                self.config_at(index)
+            ));
+        }
         let Some(base_hash) = self.committed_chain(index) else {
             return self.fail(format!(
                 "{id} holds a snapshot at {index}, beyond anything applied"
@@ -329,6 +374,9 @@ impl Checker {
             )),
             Some(_) => Ok(()),
             None if entry.index.0 == self.committed.len() as u64 + 1 => {
+                if let EntryPayload::Config(m) = &entry.payload {
+                    self.configs.insert(entry.index, m.clone());
+                }
                 self.committed.push(this);
                 let prev = *self.committed_chain.last().expect("non-empty");
                 self.committed_chain.push(link(prev, this.0, this.1));

@@ -3,7 +3,9 @@
 
 use super::checker::{payload_hash, Checker, ReadCheck, ReadFloor, Violation};
 use super::{mix, Network};
-use crate::types::{Entry, EntryPayload, HardState, Index, NodeId, Snapshot, Term};
+use crate::types::{
+    ConfChange, Entry, EntryPayload, HardState, Index, Membership, NodeId, Snapshot, Term,
+};
 use crate::{ApplyTask, Config, Message, MessageBody, PersistTask, RawNode, Ready, Restored};
 use std::collections::VecDeque;
 mod observe;
@@ -48,6 +50,11 @@ pub struct SimConfig {
     pub crash_mid_write: f64,
     /// Which floors reads are checked against; weaker ones only to show what they miss.
     pub read_check: ReadCheck,
+    /// The first this many nodes form the initial configuration; the others start as joining
+    /// nodes (no configuration) until a leader adds them. `None`: all of them.
+    pub initial_voters: Option<usize>,
+    /// PLANTED (see [`Config::planted_concurrent_conf_changes`]).
+    pub planted_concurrent_conf_changes: bool,
 }
 
 /// How a simulated disk writer orders the parts of one batch.
@@ -79,6 +86,8 @@ impl SimConfig {
             write_order: WriteOrder::TermFirst,
             crash_mid_write: 0.0,
             read_check: ReadCheck::All,
+            initial_voters: None,
+            planted_concurrent_conf_changes: false,
         }
     }
 }
@@ -241,6 +250,9 @@ struct Slot {
     compacting: bool,
     /// The highest commit index of this node checked to be durable on a majority.
     checked_commit: Index,
+    /// Started without a configuration (a joining node, as raftkv's `--join`), and so on
+    /// every restart until its disk holds one.
+    joining: bool,
 }
 
 /// A simulated cluster under test. Every method runs deterministically from the seed.
@@ -276,7 +288,8 @@ impl Cluster {
     /// Starts `cfg.nodes` fresh nodes on a reliable network.
     pub fn new(cfg: SimConfig) -> Cluster {
         let rng = SmallRng::seed_from_u64(cfg.seed);
-        let mut checker = Checker::new();
+        let k = cfg.initial_voters.unwrap_or(cfg.nodes) as u64;
+        let mut checker = Checker::new(Membership::with_voters((1..=k).map(NodeId).collect()));
         checker.read_check = cfg.read_check;
         let mut c = Cluster {
             slots: Vec::new(),
@@ -296,6 +309,8 @@ impl Cluster {
             next_ctx: 1,
             cfg,
         };
+        // RAFT_TRACE=1 prints every event of a replayed seed.
+        c.trace = std::env::var_os("RAFT_TRACE").is_some();
         for i in 0..c.cfg.nodes {
             let slot = Slot {
                 id: NodeId(i as u64 + 1),
@@ -313,6 +328,7 @@ impl Cluster {
                 apply_scheduled: false,
                 compacting: false,
                 checked_commit: Index(0),
+                joining: c.cfg.initial_voters.is_some_and(|k| i >= k),
             };
             c.slots.push(slot);
             c.start(i).expect("a fresh node starts");
@@ -371,12 +387,18 @@ impl Cluster {
                 self.now, self.slots[i].id, self.slots[i].disk.hard_state
             );
         }
-        let ids: Vec<NodeId> = (1..=self.cfg.nodes as u64).map(NodeId).collect();
+        let k = self.cfg.initial_voters.unwrap_or(self.cfg.nodes);
         let slot = &mut self.slots[i];
+        let ids: Vec<NodeId> = if slot.joining {
+            Vec::new()
+        } else {
+            (1..=k as u64).map(NodeId).collect()
+        };
         slot.incarnation += 1;
         let mut config = Config::new(slot.id, ids);
         config.seed = mix(mix(self.cfg.seed, slot.id.0), slot.incarnation);
         config.max_entries_per_msg = self.cfg.max_entries_per_msg;
+        config.planted_concurrent_conf_changes = self.cfg.planted_concurrent_conf_changes;
         (self.cfg.raft)(&mut config);
         let restored = Restored {
             hard_state: slot.disk.hard_state.clone(),
@@ -435,6 +457,58 @@ impl Cluster {
             self.after(i)?;
         }
         Ok(())
+    }
+
+    /// Crashes node `i`, wipes its disk and starts it again as a joining node with the same
+    /// id (the procedure for re-adding a removed server: it must not come back with a vote
+    /// or a log from its earlier membership).
+    pub fn wipe_and_join(&mut self, i: usize) -> Result<(), Violation> {
+        self.crash(i);
+        let slot = &mut self.slots[i];
+        slot.disk = Disk::default();
+        slot.sm = StateMachine::default();
+        slot.joining = true;
+        slot.checked_commit = Index(0);
+        let id = slot.id;
+        self.checker.on_wipe(id);
+        self.restart(i)
+    }
+
+    /// Proposes a membership change at node `i`; `None` if it is down or refused. Checks that
+    /// the leader had no other uncommitted change in its log (at most one at a time).
+    pub fn conf_change(
+        &mut self,
+        i: usize,
+        change: ConfChange,
+    ) -> Result<Option<(Term, Index)>, Violation> {
+        let Some(node) = self.slots[i].node.as_mut() else {
+            return Ok(None);
+        };
+        let commit = node.status().commit;
+        let Ok((term, index)) = node.propose_conf_change(change) else {
+            return Ok(None);
+        };
+        let mut k = commit.next().max(node.first_index());
+        while k < index {
+            if let Some(EntryPayload::Config(_)) = node.entry(k).map(|e| &e.payload) {
+                return Err(Violation {
+                    time_ms: self.now,
+                    what: format!(
+                        "{} proposed {change:?} at {index} with the change at {k} uncommitted (commit {commit})",
+                        self.slots[i].id
+                    ),
+                });
+            }
+            k = k.next();
+        }
+        if self.trace {
+            eprintln!(
+                "{:>6} {} proposes {change:?} at {index}",
+                self.now, self.slots[i].id
+            );
+        }
+        self.after(i)?;
+        Ok(Some((term, index)))
     }
 
     /// Whether node `i` is up.
@@ -632,22 +706,32 @@ impl Cluster {
         let Some(term) = term else {
             return Ok(()); // compacted: it was checked when it was committed
         };
-        let holders = self
+        // A majority of some configuration that was in effect then: a committed one from the
+        // one at `commit` on, or (configurations take effect before they commit, and nodes
+        // learn of them at different moments) an up node's current one.
+        let mut configs: Vec<Vec<NodeId>> = self
             .slots
             .iter()
-            .filter(|s| s.disk.holds(commit, term))
-            .count();
-        if holders * 2 <= self.slots.len() {
-            return Err(Violation {
-                time_ms: self.now,
-                what: format!(
-                    "{} knows {commit} (term {term}) committed, but only {holders} of {} nodes hold it durably",
-                    self.slots[i].id,
-                    self.slots.len()
-                ),
-            });
+            .filter_map(|s| s.node.as_ref())
+            .map(|n| n.status().membership.voters)
+            .filter(|v| !v.is_empty())
+            .collect();
+        configs.extend(self.checker.voter_sets_from(commit));
+        let holds = |v: &Vec<NodeId>| {
+            v.iter()
+                .filter(|id| self.slots[(id.0 - 1) as usize].disk.holds(commit, term))
+                .count()
+        };
+        if configs.iter().any(|v| holds(v) * 2 > v.len()) {
+            return Ok(());
         }
-        Ok(())
+        Err(Violation {
+            time_ms: self.now,
+            what: format!(
+                "{} knows {commit} (term {term}) committed, but no majority of any configuration holds it durably",
+                self.slots[i].id
+            ),
+        })
     }
 
     /// Asynchronous mode: hands off every Ready: replication out now, the write to the disk
@@ -772,9 +856,9 @@ impl Cluster {
                 self.persist_parts(i, None, &entries, None, term)?
             }
             DiskPart::Compact(snapshot) => {
-                let index = snapshot.meta.index;
+                let meta = snapshot.meta.clone();
                 self.slots[i].disk.compact(snapshot);
-                self.checker.on_snapshot(id, index, false)?;
+                self.checker.on_snapshot(id, &meta, false)?;
             }
             DiskPart::Release(tasks) => {
                 let mut report = None;
@@ -958,7 +1042,7 @@ impl Cluster {
         if let Some(s) = snapshot {
             disk.snapshot = Some(s.clone());
             disk.entries.clear();
-            self.checker.on_snapshot(id, s.meta.index, true)?;
+            self.checker.on_snapshot(id, &s.meta, true)?;
         }
         if let Some(first) = entries.first() {
             let base = disk.snapshot.as_ref().map_or(Index(0), |s| s.meta.index);
@@ -1081,8 +1165,11 @@ impl Cluster {
         let disk = &mut slot.disk;
         let base = disk.snapshot.as_ref().map_or(Index(0), |s| s.meta.index);
         disk.entries.drain(..(applied.0 - base.0) as usize);
-        disk.snapshot = Some(Snapshot { meta, data });
+        disk.snapshot = Some(Snapshot {
+            meta: meta.clone(),
+            data,
+        });
         let id = slot.id;
-        self.checker.on_snapshot(id, applied, false)
+        self.checker.on_snapshot(id, &meta, false)
     }
 }

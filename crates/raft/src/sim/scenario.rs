@@ -3,6 +3,7 @@
 //! writing and reading throughout; then everything heals and liveness is checked.
 
 use super::{Cluster, ReadCheck, SimConfig, Violation, WriteOrder};
+use crate::types::{ConfChange, NodeId};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
@@ -27,6 +28,12 @@ pub struct MixedOptions {
     pub read_check: ReadCheck,
     /// Leadership transfers among the faults (a fifth of the fault events).
     pub transfers: bool,
+    /// Membership changes among the faults (a third of the fault events): remove a voter (the
+    /// leader too), wipe it once its removal is committed and restart it as a joining node
+    /// under the same id, add it back as a learner, promote it once caught up.
+    pub membership: bool,
+    /// PLANTED (see [`crate::Config::planted_concurrent_conf_changes`]).
+    pub planted_concurrent_conf_changes: bool,
 }
 
 impl Default for MixedOptions {
@@ -40,6 +47,8 @@ impl Default for MixedOptions {
             planted_read_before_noop: false,
             read_check: ReadCheck::All,
             transfers: false,
+            membership: false,
+            planted_concurrent_conf_changes: false,
         }
     }
 }
@@ -63,6 +72,10 @@ pub struct MixedReport {
     pub compaction_races: u64,
     /// Leadership transfers started.
     pub transfers: u64,
+    /// Membership changes proposed and accepted by a leader.
+    pub conf_changes: u64,
+    /// Removed nodes wiped and restarted as joining nodes.
+    pub rejoins: u64,
     /// Virtual time at the end (faults plus recovery).
     pub end_ms: u64,
 }
@@ -96,8 +109,10 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
             c.planted_read_before_noop = true;
         },
     };
+    cfg.planted_concurrent_conf_changes = opts.planted_concurrent_conf_changes;
     let mut c = Cluster::new(cfg);
     let n = c.len();
+    let mut members = MembershipDriver::new(n);
     let mut cmd = seed << 20;
     let mut crashes = 0;
     let mut transfers = 0;
@@ -110,6 +125,9 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
             if opts.transfers && c.rng().random_bool(0.2) {
                 transfers += u64::from(transfer(&mut c)?);
             }
+            if opts.membership && c.rng().random_bool(0.35) {
+                members.step(&mut c, true)?;
+            }
             crashes += inject_fault(&mut c)?;
             next_fault = c.now() + c.rng().random_range(100..800);
         }
@@ -120,6 +138,9 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
         c.restart(i)?;
     }
     c.check_one_leader()?;
+    if opts.membership {
+        members.restore_all(&mut c)?;
+    }
     for _ in 0..3 {
         cmd += 1;
         c.one(cmd, n, true)?;
@@ -133,6 +154,8 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
         torn_writes: c.torn_writes,
         compaction_races: c.compaction_races,
         transfers,
+        conf_changes: members.changes,
+        rejoins: members.rejoins,
         end_ms: c.now(),
     })
 }
@@ -277,4 +300,106 @@ pub fn run_election_storm(seed: u64, duration_ms: u64) -> Result<u64, Violation>
         }
     }
     Ok(elections)
+}
+
+/// Drives membership changes from the newest leader's view: promote a learner that caught up;
+/// re-add a removed node (wiped first, once its removal is committed); or remove a voter.
+struct MembershipDriver {
+    /// Per node: wiped since its removal and not yet added back.
+    wiped: Vec<bool>,
+    changes: u64,
+    rejoins: u64,
+}
+
+impl MembershipDriver {
+    fn new(n: usize) -> MembershipDriver {
+        MembershipDriver {
+            wiped: vec![false; n],
+            changes: 0,
+            rejoins: 0,
+        }
+    }
+
+    /// One membership action; `remove` allows removals (not while restoring).
+    fn step(&mut self, c: &mut Cluster, remove: bool) -> Result<(), Violation> {
+        let Some(leader) = c
+            .leaders()
+            .into_iter()
+            .max_by_key(|&(_, t)| t)
+            .map(|(i, _)| i)
+        else {
+            return Ok(());
+        };
+        let st = c.node(leader).expect("a leader is up").status();
+        let m = &st.membership;
+        let committed = st.config_index <= st.commit;
+        let id = |i: usize| NodeId(i as u64 + 1);
+        for (k, w) in self.wiped.iter_mut().enumerate() {
+            if m.contains(id(k)) {
+                *w = false;
+            }
+        }
+        let caught_up = st
+            .progress
+            .iter()
+            .find(|(p, matched)| m.is_learner(*p) && *matched >= st.commit)
+            .map(|(p, _)| *p);
+        let change = if let Some(l) = caught_up {
+            Some(ConfChange::Promote(l))
+        } else if let Some(k) = (0..c.len()).find(|&k| !m.contains(id(k)) && self.wiped[k]) {
+            Some(ConfChange::AddLearner(id(k)))
+        } else if let Some(k) = (0..c.len()).find(|&k| !m.contains(id(k))) {
+            // Its removal is committed: nothing of its old membership may come back.
+            if committed {
+                c.wipe_and_join(k)?;
+                self.wiped[k] = true;
+                self.rejoins += 1;
+            }
+            None
+        } else {
+            None
+        };
+        let change = match change {
+            Some(ch) => Some(ch),
+            None if remove && m.voters.len() > 3 && c.rng().random_bool(0.5) => {
+                let v = if c.rng().random_bool(0.3) {
+                    id(leader)
+                } else {
+                    *m.voters.choose(c.rng()).expect("voters")
+                };
+                Some(ConfChange::Remove(v))
+            }
+            None => None,
+        };
+        if let Some(ch) = change {
+            if c.conf_change(leader, ch)?.is_some() {
+                self.changes += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the faults: bring every node back as a voter (liveness of the re-add path).
+    fn restore_all(&mut self, c: &mut Cluster) -> Result<(), Violation> {
+        let n = c.len();
+        let deadline = c.now() + 30_000;
+        while c.now() < deadline {
+            c.run_for(100)?;
+            let done = c.leaders().into_iter().any(|(i, _)| {
+                let st = c.node(i).expect("up").status();
+                st.membership.voters.len() == n && st.config_index <= st.commit
+            });
+            if done {
+                return Ok(());
+            }
+            self.step(c, false)?;
+        }
+        Err(Violation {
+            time_ms: c.now(),
+            what: format!(
+                "liveness: the removed nodes were not all added back; {}",
+                c.describe()
+            ),
+        })
+    }
 }

@@ -182,7 +182,8 @@ impl Applier {
     fn apply_entry(&mut self, e: &Entry) {
         let (index, term) = (e.index.0, e.term.0);
         match &e.payload {
-            EntryPayload::Noop => {
+            // A configuration changes the membership, which the core tracks, not the store.
+            EntryPayload::Noop | EntryPayload::Config(_) => {
                 self.writes
                     .applied(index, term, || Reply::Error(ErrorCode::Overwritten));
             }

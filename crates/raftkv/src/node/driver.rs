@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use raft::{Index, MessageBody, NodeId, ProposeError, RawNode, Role, Snapshot, SnapshotMeta};
+use raft::{Index, MessageBody, NodeId, ProposeError, RawNode, Role, Snapshot};
 
+use super::admin::{Admin, AdminOp};
 use super::applier::ApplierMsg;
 use super::disk::DiskMsg;
 use super::pending::{answer, PendingReads, ReadWaiter};
@@ -48,6 +49,7 @@ pub struct Parts {
     pub raw: RawNode,
     pub outbox: Arc<Outbox>,
     pub directory: ClientDirectory,
+    /// Every node with a `--peer` address, and this one: who may ever be a member.
     pub voters: Vec<NodeId>,
     pub tick: Duration,
     /// The shortest election timeout: how long a hand-over on SIGTERM may take at most.
@@ -69,6 +71,8 @@ pub struct Driver {
     term: u64,
     /// SIGTERM reached a leader: when the hand-over to another node gives up.
     handover_until: Option<Instant>,
+    /// The admin operation in progress (membership change or leadership transfer).
+    admin: Admin,
 }
 
 impl Driver {
@@ -81,6 +85,7 @@ impl Driver {
             p,
             reads: PendingReads::default(),
             handover_until: None,
+            admin: Admin::default(),
         }
     }
 
@@ -125,6 +130,7 @@ impl Driver {
                 next_tick = (next_tick + tick).max(now);
             }
             self.start_reads();
+            self.admin.poll(&mut self.p.raw, now);
             self.handle_ready();
             self.observe_role();
             if now >= next_sweep {
@@ -133,6 +139,7 @@ impl Driver {
             }
         };
         info!("shutting down");
+        self.admin.abandon();
         for w in self.reads.take_all() {
             answer(
                 &w.reply,
@@ -187,6 +194,11 @@ impl Driver {
             }
             Op::Write { key, value } => Command::Write { key, value },
             Op::Cas { key, from, to } => Command::Cas { key, from, to },
+            Op::AddMember { node } => return self.admin(AdminOp::Add(node), reply, deadline),
+            Op::RemoveMember { node } => return self.admin(AdminOp::Remove(node), reply, deadline),
+            Op::TransferLeader { node } => {
+                return self.admin(AdminOp::Transfer(node), reply, deadline)
+            }
         };
         // PLANTED(fx-one-way): a leader whose lease holds on requests alone takes no writes
         // (they could not commit) but still answers reads, locally.
@@ -210,6 +222,26 @@ impl Driver {
         }
     }
 
+    fn admin(&mut self, op: AdminOp, reply: crossbeam_channel::Sender<Reply>, deadline: Instant) {
+        let directory = &self.p.directory;
+        let refusal = |e: ProposeError| match e {
+            ProposeError::NotLeader { leader } => {
+                ErrorCode::NotLeader(leader.and_then(|l| directory.get(l)))
+            }
+            other => ErrorCode::Dropped(other.to_string()),
+        };
+        self.admin.start(
+            &mut self.p.raw,
+            &self.p.voters,
+            op,
+            reply,
+            deadline,
+            &refusal,
+        );
+        // The entry may be proposed: hand it out this turn.
+        self.handle_ready();
+    }
+
     /// The answer to a proposal or read the core refused (all definite).
     fn refusal(&self, e: ProposeError) -> ErrorCode {
         match e {
@@ -230,6 +262,13 @@ impl Driver {
             leader: st.leader.map(node_name),
             commit: st.commit.0,
             applied: st.applied.0,
+            voters: st.membership.voters.iter().map(|&v| node_name(v)).collect(),
+            learners: st
+                .membership
+                .learners
+                .iter()
+                .map(|&l| node_name(l))
+                .collect(),
         }
     }
 
@@ -282,23 +321,15 @@ impl Driver {
     /// The applier made a snapshot at `index`: compact the in-memory log through it, then have
     /// the disk writer store it (in order with the writes) and drop the entries it covers.
     fn compact(&mut self, index: raft::Index, term: raft::Term, data: Vec<u8>) {
-        let voters = self
-            .p
-            .raw
-            .snapshot_meta()
-            .map_or_else(|| self.p.voters.clone(), |m| m.voters.clone());
-        let snapshot = Snapshot {
-            meta: SnapshotMeta {
-                index,
-                term,
-                voters,
+        match self.p.raw.compact(index, data.clone()) {
+            // The core's metadata: the configuration as of `index`, not the latest.
+            Ok(()) => match self.p.raw.snapshot_meta() {
+                Some(meta) if meta.index == index && meta.term == term => {
+                    let meta = meta.clone();
+                    let _ = self.p.disk.send(DiskMsg::Compact(Snapshot { meta, data }));
+                }
+                other => debug!("compaction to {} gave metadata {other:?}", index.0),
             },
-            data,
-        };
-        match self.p.raw.compact(index, snapshot.data.clone()) {
-            Ok(()) => {
-                let _ = self.p.disk.send(DiskMsg::Compact(snapshot));
-            }
             Err(e) => debug!("compaction to {} skipped: {e}", index.0),
         }
     }

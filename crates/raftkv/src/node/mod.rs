@@ -6,6 +6,7 @@
 //! ([`crate::transport`]); an accept thread and two threads per client connection
 //! ([`crate::client`]). They reach the Raft thread only through its inbox ([`Event`]).
 
+mod admin;
 mod applier;
 mod disk;
 mod driver;
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, unbounded};
-use raft::{Config, Index, RawNode, Restored};
+use raft::{Config, HardState, Index, RawNode, Restored};
 
 use crate::client::{self, ClientCall};
 use crate::config::NodeConfig;
@@ -125,9 +126,20 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         recovered.entries.len()
     );
 
+    // The address book: every node that may ever be a member (the contract requires a
+    // --peer for each). Without a configuration in the log or a snapshot, it is also the
+    // configuration the cluster starts with, unless this node joins an existing cluster.
     let mut voters: Vec<_> = cfg.peers.iter().map(|p| p.id).collect();
     voters.push(cfg.id);
     voters.sort();
+    let fresh = recovered.snapshot.is_none()
+        && recovered.entries.is_empty()
+        && recovered.hard_state == HardState::default();
+    let joining = joining(&cfg.data_dir, cfg.join, fresh).map_err(|source| NodeError::Storage {
+        dir: dir.clone(),
+        source,
+    })?;
+    let bootstrap = if joining { Vec::new() } else { voters.clone() };
     let raft_cfg = Config {
         election_tick: cfg.election_ticks,
         heartbeat_tick: cfg.heartbeat_ticks,
@@ -136,7 +148,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         seed: rand::random(),
         // PLANTED(fx-stale-reads): no check-quorum, so an isolated leader never steps down.
         check_quorum: cfg.planted != Some(PlantedBug::StaleReads),
-        ..Config::new(cfg.id, voters.clone())
+        ..Config::new(cfg.id, bootstrap)
     };
     let mut hard_state = recovered.hard_state;
     if cfg.planted == Some(PlantedBug::LazyLog) {
@@ -278,4 +290,27 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     }
     info!("stopped");
     result
+}
+
+/// Marks a data directory whose node joined an existing cluster (`--join`): it starts with no
+/// configuration on every restart, flag or not, until its log or a snapshot holds one.
+const JOINED_FILE: &str = "JOINED";
+
+/// Whether this node starts without a configuration: `--join` on a fresh data directory
+/// (which is then marked durably), or a directory marked before.
+fn joining(data_dir: &std::path::Path, join: bool, fresh: bool) -> Result<bool, StorageError> {
+    let marker = data_dir.join(JOINED_FILE);
+    if marker.exists() {
+        return Ok(true);
+    }
+    if !join {
+        return Ok(false);
+    }
+    if !fresh {
+        warn!("--join ignored: the data directory already holds state (the configuration comes from it)");
+        return Ok(false);
+    }
+    crate::storage::write_marker(data_dir, JOINED_FILE)?;
+    info!("joining: no configuration until a leader adds this node");
+    Ok(true)
 }

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! A **blob** (`blob.rs`) is `[magic 8][len u64 LE][crc32c(payload) u32 LE][payload]`, with
-//! magic `RKVHARD\x01` for the hard state and `RKVSNAP\x01` for snapshots; the payload is
+//! magic `RKVHARD\x01` for the hard state and `RKVSNAP\x02` for snapshots (`\x01`, without learners, is still read); the payload is
 //! `postcard(HardState)` or `postcard(Snapshot)`. A blob is written to `<name>.tmp`, fsynced,
 //! renamed over `<name>`, and the directory is fsynced.
 //!
@@ -427,4 +427,10 @@ impl Storage {
         let last = self.segments.len() - 1;
         &mut self.segments[last]
     }
+}
+
+/// Durably writes an empty marker file `name` into `dir` (atomic replace, directory synced),
+/// for facts about the data directory that must survive a crash, such as `--join`.
+pub fn write_marker(dir: &Path, name: &str) -> Result<(), StorageError> {
+    blob::write_atomic(dir, name, b"")
 }

@@ -1,5 +1,5 @@
 //! The raft crate's data types, in one place for the storage module.
 
-pub(crate) use raft::{Entry, HardState, Index, Snapshot, Term};
 #[cfg(test)]
-pub(crate) use raft::{EntryPayload, NodeId, SnapshotMeta};
+pub(crate) use raft::EntryPayload;
+pub(crate) use raft::{Entry, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};

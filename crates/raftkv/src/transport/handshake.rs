@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the peer wire format changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2: snapshot metadata carries learners, and entries may carry a configuration.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Marks a raftkv peer hello.
 const MAGIC: &[u8; 8] = b"RAFTKVP\0";
