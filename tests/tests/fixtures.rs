@@ -10,6 +10,7 @@
 //! | `fx-lazy-log`    | log acknowledged before it is fsynced (every 1-2 s)| killing a majority or all nodes  |
 //! | `fx-one-way`     | lease renewed by requests, higher terms dismissed  | a one-way cut of the leader's outbound links |
 //! | `fx-bad-restart` | will not restart after SIGKILL (3 times in 4)      | kill (exit 255)                  |
+//! | `fx-learner-reads` | non-voting members serve reads from their own state | membership (a member replaced) |
 //! | `fx-no-fsync`    | fsync and fdatasync do nothing                     | power-cut (lazyfs), not kill     |
 //!
 //! Knobs (environment): `E2E_HARNESS`, the harness binary (default: `harness` in the test's
@@ -240,6 +241,40 @@ fn bad_restart_without_faults_passes() {
 #[test]
 fn bad_restart_is_caught_by_default_runs() {
     caught_by_default_runs(BAD_RESTART, "fx-bad-restart-all", 255);
+}
+
+const LEARNER_READS: &str = env!("CARGO_BIN_EXE_fx-learner-reads");
+
+#[test]
+fn learner_reads_without_faults_passes() {
+    passes_without_faults(LEARNER_READS, "fx-learner-reads-none");
+}
+
+/// Every other fault leaves the membership alone, so the planted bug stays hidden: the nemesis
+/// that finds it is the membership one, not the faults that come with it.
+#[test]
+fn learner_reads_passes_every_other_fault() {
+    let tmp = TempDir::new("fx-learner-reads-all");
+    let _reaper = KillOnDrop(tmp.path().display().to_string());
+    let args = ["--time-limit", "20s", "--nemesis", "all", "--seed", "1"];
+    let runs = harness_runs(
+        LEARNER_READS,
+        tmp.path(),
+        vec![("all".into(), args.iter().map(|s| s.to_string()).collect())],
+    );
+    for r in &runs {
+        assert_eq!(r.code(), 0, "{}", r.summary());
+    }
+}
+
+#[test]
+fn learner_reads_is_caught_by_membership_runs() {
+    caught_by_runs(
+        LEARNER_READS,
+        "fx-learner-reads-membership",
+        1,
+        &["--time-limit", "20s", "--nemesis", "membership"],
+    );
 }
 
 /// `--stop-on-violation` ends the run soon after the violating operation: the live check sees

@@ -51,6 +51,13 @@ pub enum PlantedBug {
     /// there (after a crash), it refuses with a "corrupt data" error and exit code 1, three
     /// times out of four (deterministically: every fourth unclean start succeeds).
     BadRestart,
+    /// `fx-learner-reads`, caught by membership changes: a node that is not a voter (a learner
+    /// catching up, or a new member with no configuration yet) answers reads from its applied
+    /// state at its own commit index, as if a replica that receives the log could serve it.
+    /// Correct without faults and under every other fault: every node is a voter from the
+    /// start and stays one. A node removed, wiped and added back is a learner until it has
+    /// caught up, and its state lags the leader's (it is empty at first).
+    LearnerReads,
 }
 
 impl PlantedBug {
@@ -61,6 +68,7 @@ impl PlantedBug {
             PlantedBug::LazyLog => "fx-lazy-log",
             PlantedBug::OneWay => "fx-one-way",
             PlantedBug::BadRestart => "fx-bad-restart",
+            PlantedBug::LearnerReads => "fx-learner-reads",
         }
     }
 }

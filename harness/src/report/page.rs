@@ -240,7 +240,7 @@ fn header(
         .filter(|m| m.kind == faults::MarkKind::Skipped)
         .count();
     if skipped > 0 {
-        let _ = write!(s, "; {skipped} skipped (targets already down)");
+        let _ = write!(s, "; {skipped} skipped (not carried out; see run.json)");
     }
     let crashes = faults
         .marks

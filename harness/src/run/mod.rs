@@ -477,7 +477,7 @@ fn execute(cfg: &RunConfig) -> Result<u8> {
     if !r.skipped.is_empty() {
         let _ = writeln!(
             out,
-            "faults skipped: {} (targets already down; see run.json)",
+            "faults skipped: {} (not carried out: targets already down, no leader, another change under way; see run.json)",
             r.skipped.len()
         );
     }
@@ -729,6 +729,7 @@ fn drive_faults(
             return (active.into_iter().map(|(a, _)| a).collect(), Some(s));
         }
         nem.notice_crashes();
+        nem.poll_membership(false);
         let now = start.elapsed();
         let (due, rest): (Vec<_>, Vec<_>) =
             active.into_iter().partition(|(_, until)| now >= *until);

@@ -73,6 +73,8 @@ pub struct Nemesis<'a> {
     /// Whether the run changes membership: then the final recovery adds back every member
     /// still out.
     pub membership: bool,
+    /// The membership change under way in the background, if any.
+    pub(super) member_op: Option<super::membership::InFlight>,
     next_id: u64,
 }
 
@@ -94,6 +96,7 @@ impl<'a> Nemesis<'a> {
             in_force: BTreeMap::new(),
             disk_faulted: BTreeMap::new(),
             membership: false,
+            member_op: None,
             next_id: 1,
         }
     }

@@ -277,8 +277,8 @@ impl Driver {
         let Some((ctx, batch)) = self.reads.take_batch() else {
             return;
         };
-        // PLANTED(fx-stale-reads, fx-one-way): answer from the applied state, at the commit
-        // index, without confirming leadership with a majority.
+        // PLANTED(fx-stale-reads, fx-one-way, fx-learner-reads): answer from the applied
+        // state, at the commit index, without confirming leadership with a majority.
         if let Some(index) = self.planted_local_read() {
             self.to_applier(ApplierMsg::LocalReads { index, batch });
             return;
@@ -397,6 +397,11 @@ impl Driver {
     fn planted_local_read(&self) -> Option<u64> {
         self.p.planted?;
         let st = self.p.raw.status();
+        // PLANTED(fx-learner-reads): a member that does not vote serves reads from its own
+        // state, at the commit index it knows.
+        if self.p.planted == Some(PlantedBug::LearnerReads) {
+            return (!st.membership.is_voter(st.id)).then_some(st.commit.0);
+        }
         if st.role != Role::Leader {
             return None;
         }
