@@ -314,3 +314,25 @@ fn joining(data_dir: &std::path::Path, join: bool, fresh: bool) -> Result<bool, 
     info!("joining: no configuration until a leader adds this node");
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_takes_effect_on_a_fresh_directory_and_is_remembered() {
+        let dir = std::env::temp_dir().join(format!("raftkv-join-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!joining(&dir, false, true).unwrap(), "no flag, no marker");
+        assert!(
+            !joining(&dir, true, false).unwrap(),
+            "ignored on a directory that holds state"
+        );
+        assert!(!dir.join(JOINED_FILE).exists());
+        assert!(joining(&dir, true, true).unwrap());
+        assert!(dir.join(JOINED_FILE).exists());
+        // Restarted without the flag, with state by now: still joining.
+        assert!(joining(&dir, false, false).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
