@@ -59,6 +59,10 @@ pub struct Spec {
     pub ready: ReadyTable,
     #[serde(default)]
     pub leader: LeaderTable,
+    /// How a node rejoins as a new member; a system without it cannot take the `membership`
+    /// nemesis.
+    #[serde(default)]
+    pub membership: Option<MembershipTable>,
     /// The `[client]` table, handed to the adapter crate as is.
     pub client: toml::Table,
     /// Where the spec came from (`builtin:raftkv` or a path), for messages.
@@ -159,6 +163,15 @@ pub enum LeaderFind {
 pub struct LeaderTable {
     #[serde(default)]
     pub find: LeaderFind,
+}
+
+/// `[membership]`: what the `membership` nemesis needs besides the adapter's admin operations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipTable {
+    /// Appended to a node's command line while it comes back, with an empty data directory, as
+    /// a new member that must wait to be added (raftkv: `--join`). Placeholders allowed.
+    pub join_args: Vec<String>,
 }
 
 /// Everything a command template can name, for one node.
@@ -265,6 +278,9 @@ impl Spec {
         if let Some(b) = &self.bin {
             all.push(("bin", b));
         }
+        if let Some(m) = &self.membership {
+            all.extend(m.join_args.iter().map(|a| ("membership.join_args", a)));
+        }
         for (field, text) in all {
             for name in placeholders(text).map_err(|r| self.field_error(field, r))? {
                 let known = KNOWN.contains(&name.as_str())
@@ -331,6 +347,19 @@ impl Spec {
         }
         out.extend(extra.iter().cloned());
         Ok(out)
+    }
+
+    /// Node `v.id`'s extra arguments for starting as a new member (`None`: the system has no
+    /// `[membership]` table).
+    pub fn join_args(&self, v: &Vars) -> Result<Option<Vec<String>>, SpecError> {
+        let Some(m) = &self.membership else {
+            return Ok(None);
+        };
+        m.join_args
+            .iter()
+            .map(|a| self.fill(a, v, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// Node `v.id`'s environment.

@@ -396,6 +396,7 @@ impl Session for EtcdSession {
             leader: name(s.leader),
             leader_addr: None,
             cluster: s.cluster_id.map(|c| c.to_string()),
+            ..NodeStatus::unknown()
         })
     }
 }

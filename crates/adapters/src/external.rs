@@ -573,6 +573,7 @@ impl Session for ExternalSession {
                 leader: s("leader"),
                 leader_addr: s("leader_addr"),
                 cluster: s("cluster"),
+                ..NodeStatus::unknown()
             }),
             Some("fail") if s("error").as_deref() == Some("unsupported") => {
                 Err(AdapterError::Unsupported)

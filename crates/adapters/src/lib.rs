@@ -78,6 +78,30 @@ impl Op {
     }
 }
 
+/// A change to the cluster itself rather than to its data, for the harness's `membership`
+/// nemesis ([`Session::admin`]). Answered with a [`Reply`] under the same rules as data
+/// operations: `Fail` only when the change surely did not and will not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOp {
+    /// Make `node` a voting member. It joins as a new member, with an empty data directory.
+    AddMember { node: String },
+    /// Take `node` out of the configuration.
+    RemoveMember { node: String },
+    /// Hand leadership to `node`, or to the store's choice when `None`.
+    TransferLeader { node: Option<String> },
+}
+
+impl AdminOp {
+    /// The operation's name in events and messages (`add_member`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminOp::AddMember { .. } => "add_member",
+            AdminOp::RemoveMember { .. } => "remove_member",
+            AdminOp::TransferLeader { .. } => "transfer_leader",
+        }
+    }
+}
+
 /// How one attempt at an operation ended, as far as the store told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -245,6 +269,10 @@ pub struct NodeStatus {
     pub leader_addr: Option<String>,
     /// The cluster id the node reports (native `cluster`, etcd `cluster_id`).
     pub cluster: Option<String>,
+    /// The voting members in this node's latest configuration, where the store says.
+    pub voters: Option<Vec<String>>,
+    /// The non-voting members (learners catching up), where the store says.
+    pub learners: Option<Vec<String>>,
 }
 
 impl NodeStatus {
@@ -332,6 +360,15 @@ pub trait Session: Send {
     /// default.
     fn status(&mut self, _deadline: Instant) -> Result<NodeStatus, AdapterError> {
         Ok(NodeStatus::unknown())
+    }
+
+    /// Changes the cluster's membership or leadership; a definite failure (`unsupported`) by
+    /// default, for stores whose adapter has no admin operations.
+    fn admin(&mut self, op: &AdminOp, _deadline: Instant) -> Reply {
+        Reply::fail(format!(
+            "unsupported: this adapter has no {} operation",
+            op.name()
+        ))
     }
 }
 

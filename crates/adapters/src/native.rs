@@ -31,6 +31,10 @@
 //! | an answer that is not JSON, has no `ok`, or has another request's `id` | `Info` |
 //! | an answer without `id` that is a `bad_request` (the node could not parse our line) | `Fail` |
 //!
+//! Admin operations ([`AdminOp`]: `add_member`, `remove_member`, `transfer_leader`) map the
+//! same way, except that their definite errors are `not_leader` (`NotLeader`), `busy`,
+//! `bad_request` and `dropped` (`Fail`); every other code is `Info`.
+//!
 //! After an `Info` from the transport (not from the node) the connection is dropped, so that a
 //! late answer cannot be taken for the next request's; the next call reconnects. Before reusing
 //! a connection the session checks that the node has not closed it (a node killed since), so
@@ -39,8 +43,8 @@
 use crate::config::{ConfigError, Options};
 use crate::lines::{read_line, LineRead};
 use crate::{
-    remaining, resolve, too_late, Adapter, AdapterError, ConnectError, NodeEndpoint, NodeStatus,
-    Op, OpContext, Reply, Role, Session,
+    remaining, resolve, too_late, Adapter, AdapterError, AdminOp, ConnectError, NodeEndpoint,
+    NodeStatus, Op, OpContext, Reply, Role, Session,
 };
 use serde_json::{json, Value};
 use std::io::{self, BufReader, Write};
@@ -54,6 +58,10 @@ const MAX_ANSWER: usize = 8 << 20;
 /// Error codes after which the operation surely did not take effect (docs/protocol.md), besides
 /// `not_leader` and `cas_mismatch`, which have their own replies.
 const DEFINITE_ERRORS: [&str; 3] = ["bad_request", "dropped", "overwritten"];
+
+/// Errors of the admin operations that say the change surely did not happen, besides
+/// `not_leader` (docs/protocol.md): another change under way, or a request that makes no sense.
+const DEFINITE_ADMIN_ERRORS: [&str; 3] = ["busy", "bad_request", "dropped"];
 
 /// The `native` adapter. Options: `check_identity` (bool, default true).
 #[derive(Debug, Clone)]
@@ -232,6 +240,70 @@ impl Session for NativeSession {
             }
         }
     }
+
+    fn admin(&mut self, op: &AdminOp, deadline: Instant) -> Reply {
+        self.admin_call(admin_request(op), deadline)
+    }
+}
+
+impl NativeSession {
+    /// One admin request; any failure to get an answer after sending is indefinite.
+    fn admin_call(&mut self, request: Value, deadline: Instant) -> Reply {
+        if remaining(deadline).is_none() {
+            return too_late();
+        }
+        let conn = match self.live_conn(deadline) {
+            Ok(c) => c,
+            Err(e) => return Reply::fail(format!("connect: {e}")),
+        };
+        match conn.call(request, deadline) {
+            Ok(answer) => classify_admin(&answer),
+            Err(CallError::TooLate) => too_late(),
+            Err(e) => {
+                self.conn = None;
+                Reply::info(e.to_string())
+            }
+        }
+    }
+}
+
+/// The protocol request for an admin operation.
+fn admin_request(op: &AdminOp) -> Value {
+    match op {
+        AdminOp::AddMember { node } => json!({"op": "add_member", "node": node}),
+        AdminOp::RemoveMember { node } => json!({"op": "remove_member", "node": node}),
+        AdminOp::TransferLeader { node } => json!({"op": "transfer_leader", "node": node}),
+    }
+}
+
+/// Maps an answer to an admin request: `ok`, `not_leader` and the definite admin errors as they
+/// are; anything else (`timeout`, `unknown`, codes this adapter does not know) indefinite.
+fn classify_admin(a: &Answer) -> Reply {
+    if a.ok {
+        return Reply::Ok { value: None };
+    }
+    let detail = a.raw.get("detail").and_then(Value::as_str);
+    match a.raw.get("error").and_then(Value::as_str) {
+        Some("not_leader") => Reply::NotLeader {
+            hint: a
+                .raw
+                .get("leader")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        },
+        Some(c) => {
+            let text = detail.map_or_else(|| c.to_string(), |d| format!("{c}: {d}"));
+            if DEFINITE_ADMIN_ERRORS.contains(&c) {
+                Reply::fail(text)
+            } else {
+                Reply::info(text)
+            }
+        }
+        None => Reply::info(format!(
+            "protocol: failure without an error code: {}",
+            a.raw
+        )),
+    }
 }
 
 /// The protocol request for `op`.
@@ -247,6 +319,14 @@ fn request(op: &Op, ctx: &OpContext) -> Value {
 
 fn parse_status(raw: &Value) -> NodeStatus {
     let s = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string);
+    let ids = |k: &str| {
+        raw.get(k).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+    };
     NodeStatus {
         node: s("node"),
         role: s("role").map_or(Role::Unknown, |r| Role::from_name(&r)),
@@ -254,6 +334,8 @@ fn parse_status(raw: &Value) -> NodeStatus {
         leader: s("leader"),
         leader_addr: None,
         cluster: s("cluster"),
+        voters: ids("voters"),
+        learners: ids("learners"),
     }
 }
 
@@ -517,6 +599,46 @@ mod tests {
             );
         }
         assert!(matches!(c(&cas, json!({"ok": false})), Reply::Info { .. }));
+    }
+
+    #[test]
+    fn classifies_admin_answers() {
+        let c = |raw: Value| classify_admin(&ans(raw));
+        assert_eq!(c(json!({"ok": true})), Reply::Ok { value: None });
+        assert_eq!(
+            c(json!({"ok": false, "error": "not_leader", "leader": null})),
+            Reply::NotLeader { hint: None }
+        );
+        assert_eq!(
+            c(json!({"ok": false, "error": "busy", "detail": "a change is under way"})),
+            Reply::fail("busy: a change is under way")
+        );
+        assert_eq!(
+            c(json!({"ok": false, "error": "bad_request"})),
+            Reply::fail("bad_request")
+        );
+        // A remove that timed out may still commit: never a definite failure.
+        for code in ["timeout", "unknown", "overwritten", "something_new"] {
+            assert_eq!(c(json!({"ok": false, "error": code})), Reply::info(code));
+        }
+        assert!(matches!(c(json!({"ok": false})), Reply::Info { .. }));
+        assert_eq!(
+            admin_request(&AdminOp::TransferLeader { node: None }),
+            json!({"op": "transfer_leader", "node": null})
+        );
+        assert_eq!(
+            admin_request(&AdminOp::RemoveMember { node: "n2".into() }),
+            json!({"op": "remove_member", "node": "n2"})
+        );
+    }
+
+    #[test]
+    fn status_lists_members() {
+        let st = parse_status(&json!({"node": "n1", "role": "leader", "term": 3,
+            "voters": ["n1", "n2"], "learners": ["n3"]}));
+        assert_eq!(st.voters, Some(vec!["n1".to_string(), "n2".to_string()]));
+        assert_eq!(st.learners, Some(vec!["n3".to_string()]));
+        assert_eq!(parse_status(&json!({"node": "n1"})).voters, None);
     }
 
     #[test]

@@ -144,6 +144,7 @@ pub fn start(
                 peer_listen: peer[i],
                 peers,
                 argv: spec.argv(&vars, node_args)?,
+                join_args: spec.join_args(&vars)?,
                 env: spec.env(&vars)?,
                 workdir: spec.workdir(&vars)?,
                 data_dir,

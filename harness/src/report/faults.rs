@@ -41,6 +41,8 @@ pub enum MarkKind {
     RestartFailed,
     Crash,
     Skipped,
+    /// Leadership handed over (`transfer-leader`).
+    Transfer,
 }
 
 impl MarkKind {
@@ -49,6 +51,7 @@ impl MarkKind {
             MarkKind::Restart => "restart",
             MarkKind::RestartFailed | MarkKind::Crash => "crash",
             MarkKind::Skipped => "skipped",
+            MarkKind::Transfer => "transfer",
         }
     }
 }
@@ -68,17 +71,35 @@ fn ends(kind: &str) -> &'static [&'static str] {
         "partition" => &["heal"],
         "client-partition" => &["client-heal", "heal"],
         "delay" => &["undelay", "heal"],
+        "power-cut" | "bitflip" => &["restart"],
+        "disk-error" => &["disk-heal"],
+        "member-remove" => &["member-add"],
         _ => &[],
     }
 }
 
-const STARTS: [&str; 6] = [
+const STARTS: [&str; 10] = [
     "pause",
     "kill",
     "kill-all",
     "partition",
     "client-partition",
     "delay",
+    "power-cut",
+    "disk-error",
+    "bitflip",
+    "member-remove",
+];
+
+/// Faults that take their nodes out (for the node lanes, and for closing them by node).
+const TAKES_NODES: [&str; 7] = [
+    "pause",
+    "kill",
+    "kill-all",
+    "power-cut",
+    "disk-error",
+    "bitflip",
+    "member-remove",
 ];
 
 fn strings(v: &Value) -> Vec<String> {
@@ -97,11 +118,31 @@ pub fn label(f: &str, v: &Value) -> String {
     let nodes = strings(&v["nodes"]).join(" ");
     let targets = v["targets"].as_str().unwrap_or("");
     match f {
-        "pause" | "kill" => match targets {
+        "pause" | "kill" | "power-cut" => match targets {
             "" | "one" => format!("{f} {nodes}"),
             "leader" => format!("{f} leader {nodes}"),
             t => format!("{f} {t}: {nodes}"),
         },
+        "disk-error" => format!(
+            "failing {} ({}) on {}",
+            v["ops"].as_str().unwrap_or("disk ops"),
+            v["errno"].as_str().unwrap_or("?"),
+            v["node"].as_str().unwrap_or("?")
+        ),
+        "bitflip" => format!(
+            "bit flipped in {} of {}",
+            v["file"].as_str().unwrap_or("a file"),
+            v["node"].as_str().unwrap_or("?")
+        ),
+        "member-remove" => format!(
+            "{} removed{}",
+            v["node"].as_str().unwrap_or("?"),
+            if v["was_leader"] == Value::Bool(true) {
+                " (the leader)"
+            } else {
+                ""
+            }
+        ),
         "kill-all" => "kill all".to_string(),
         "partition" => {
             let node = v["node"].as_str().unwrap_or("?");
@@ -190,8 +231,11 @@ pub fn from_history(events: &[NemesisEvent], end: u64) -> Faults {
                 start: ev.time,
                 end,
                 ended: false,
-                nodes: if matches!(f, "pause" | "kill" | "kill-all") {
-                    strings(&v["nodes"])
+                nodes: if TAKES_NODES.contains(&f) {
+                    match v.get("node").and_then(Value::as_str) {
+                        Some(n) if v.get("nodes").is_none() => vec![n.to_string()],
+                        _ => strings(&v["nodes"]),
+                    }
                 } else {
                     Vec::new()
                 },
@@ -204,6 +248,17 @@ pub fn from_history(events: &[NemesisEvent], end: u64) -> Faults {
             continue;
         }
         match f {
+            "transfer-leader" => out.marks.push(Mark {
+                time: ev.time,
+                kind: MarkKind::Transfer,
+                label: format!(
+                    "leadership {} → {} ({})",
+                    v["from"].as_str().unwrap_or("?"),
+                    v["to"].as_str().unwrap_or("any"),
+                    v["result"].as_str().unwrap_or("?")
+                ),
+                nodes: Vec::new(),
+            }),
             "restart" | "crash" => {
                 let nodes = if f == "crash" {
                     v["node"]
@@ -381,6 +436,57 @@ mod tests {
             "kill 1 (majority 1), partition 1 (halves 1), pause 1 (one 1)"
         );
         assert_eq!(f.overlapping(25, 35).len(), 2);
+    }
+
+    #[test]
+    fn membership_changes_are_bands_and_marks() {
+        let events = vec![
+            ev(
+                10,
+                "member-remove",
+                json!({"id": 4, "node": "n3", "nodes": ["n3"], "leader": "n3", "was_leader": true}),
+            ),
+            ev(
+                15,
+                "transfer-leader",
+                json!({"from": "n1", "to": "n2", "result": "ok"}),
+            ),
+            ev(
+                20,
+                "restart",
+                json!({"id": 4, "nodes": ["n3"], "joining": true}),
+            ),
+            ev(
+                25,
+                "member-add",
+                json!({"id": 4, "node": "n3", "nodes": ["n3"], "error": "timeout"}),
+            ),
+            ev(
+                40,
+                "member-add",
+                json!({"node": "n3", "nodes": ["n3"], "final": true, "leader": "n2"}),
+            ),
+        ];
+        let f = from_history(&events, 100);
+        let spans: Vec<(&str, u64, u64, &[String])> = f
+            .faults
+            .iter()
+            .map(|x| (x.label.as_str(), x.start, x.end, x.nodes.as_slice()))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![("n3 removed (the leader)", 10, 40, &["n3".to_string()][..])],
+            "a failed add leaves the node out until the final one"
+        );
+        let marks: Vec<(MarkKind, &str)> =
+            f.marks.iter().map(|m| (m.kind, m.label.as_str())).collect();
+        assert_eq!(
+            marks,
+            vec![
+                (MarkKind::Transfer, "leadership n1 → n2 (ok)"),
+                (MarkKind::Restart, "restart n3"),
+            ]
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ svg text{font:11px system-ui,sans-serif}
 .band rect{opacity:.16} .band text,.band-label{font-size:10.5px;font-weight:600}
 .k-pause rect{fill:#1e88e5}.k-kill rect{fill:#e53935}.k-partition rect{fill:#8e24aa}.k-client rect{fill:#00897b}.k-delay rect{fill:#f9a825}.k-other rect{fill:#757575}
 .k-pause text,text.k-pause{fill:#0d47a1}.k-kill text,text.k-kill{fill:#b71c1c}.k-partition text,text.k-partition{fill:#6a1b9a}.k-client text,text.k-client{fill:#00695c}.k-delay text,text.k-delay{fill:#8d6e00}.k-other text,text.k-other{fill:#424242}
-.mark line{stroke-width:1.5}.mark.restart line{stroke:#1565c0;stroke-dasharray:4 3}.mark.crash line{stroke:#d50000;stroke-width:2.5}.mark.skipped line{stroke:#9e9e9e;stroke-dasharray:1 3}
+.mark line{stroke-width:1.5}.mark.restart line{stroke:#1565c0;stroke-dasharray:4 3}.mark.crash line{stroke:#d50000;stroke-width:2.5}.mark.skipped line{stroke:#9e9e9e;stroke-dasharray:1 3}.mark.transfer line{stroke:#6a1b9a;stroke-dasharray:6 2}
 .lanes text{fill:#444;font-size:10px}.lanes line{stroke:#f0f0f0}
 #tl-world rect{vector-effect:non-scaling-stroke}
 rect.op.ok{fill:#66bb6a}rect.op.fail{fill:#e57373}rect.op.info{fill:#ffa726}rect.op.pending{fill:#ffcc80}

@@ -19,10 +19,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub time_limit: Duration,
     /// Faults to inject: a comma-separated subset of pause, kill, kill-all, partition,
-    /// client-partition, delay, power-cut, disk-error, bitflip; or all (the first six), or none.
-    /// Every selected kind is dealt at least once per run when the run is long enough (the
-    /// schedule deals them like a shuffled deck), and faults may overlap. power-cut and
-    /// disk-error mount each node's data directory through lazyfs (FUSE; docs/disk-faults.md).
+    /// client-partition, delay, power-cut, disk-error, bitflip, membership; or all (the first
+    /// six), or none, or a mix (`all,membership`). Every selected kind is dealt at least once per
+    /// run when the run is long enough (the schedule deals them like a shuffled deck), and
+    /// faults may overlap. power-cut and disk-error mount each node's data directory through
+    /// lazyfs (FUSE; docs/disk-faults.md); membership needs a system with admin operations and a
+    /// `[membership]` table (raftkv; docs/plugging-in.md).
     #[arg(long, default_value = "all")]
     pub nemesis: String,
     /// Chance that a second fault starts while one is in force (0 disables overlapping faults).
@@ -147,6 +149,9 @@ pub enum FaultKind {
     DiskError,
     /// Stop one node, flip one bit of one of its files, restart it.
     Bitflip,
+    /// Remove a member (the leader, half the time), wipe it and add it back as a new member;
+    /// or hand leadership to another node. Needs the system's admin operations.
+    Membership,
 }
 
 impl FaultKind {
@@ -170,14 +175,17 @@ impl FaultKind {
             FaultKind::PowerCut => "power-cut",
             FaultKind::DiskError => "disk-error",
             FaultKind::Bitflip => "bitflip",
+            FaultKind::Membership => "membership",
         }
     }
 
-    /// Disk faults: named one by one, never part of `all` (two of them need FUSE).
-    pub const DISK: [FaultKind; 3] = [
+    /// Kinds that are named one by one, never part of `all`: the disk faults (two need FUSE)
+    /// and membership changes (a store needs admin operations for them).
+    pub const OPT_IN: [FaultKind; 4] = [
         FaultKind::PowerCut,
         FaultKind::DiskError,
         FaultKind::Bitflip,
+        FaultKind::Membership,
     ];
 
     /// Whether injecting this kind needs each node's data directory mounted through lazyfs.
@@ -244,12 +252,13 @@ pub fn parse_nemesis(s: &str) -> Result<Vec<FaultKind>, UsageError> {
             other => {
                 let kind = FaultKind::ALL
                     .into_iter()
-                    .chain(FaultKind::DISK)
+                    .chain(FaultKind::OPT_IN)
                     .find(|k| k.name() == other)
                     .ok_or_else(|| {
                         UsageError(format!(
                             "unknown nemesis {other:?}: expected pause, kill, kill-all, partition, \
-                             client-partition, delay, power-cut, disk-error, bitflip, all or none"
+                             client-partition, delay, power-cut, disk-error, bitflip, membership, all \
+                             or none"
                         ))
                     })?;
                 kinds.push(kind);
@@ -307,6 +316,13 @@ impl RunArgs {
             spec.client.insert(k.trim().to_string(), value);
         }
         crate::system::build_adapter(&spec).map_err(|e| UsageError(e.to_string()))?;
+        if nemesis.contains(&FaultKind::Membership) && spec.membership.is_none() {
+            return Err(UsageError(format!(
+                "--nemesis membership: system {} has no [membership] table (how a wiped node \
+                 rejoins as a new member; see docs/plugging-in.md)",
+                spec.name
+            )));
+        }
         Ok(RunConfig {
             nodes: self.nodes,
             clients: self.clients,
@@ -435,6 +451,36 @@ mod tests {
             parse_nemesis("bitflip,disk-error").ok(),
             Some(vec![FaultKind::DiskError, FaultKind::Bitflip])
         );
+        assert_eq!(
+            parse_nemesis("all,membership")
+                .ok()
+                .and_then(|v| v.last().copied()),
+            Some(FaultKind::Membership),
+            "membership is named, not part of all"
+        );
+    }
+
+    #[test]
+    fn membership_needs_a_membership_table() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let parse = |system: &str| {
+            let cli = <Cli as clap::Parser>::try_parse_from([
+                "run",
+                "--nemesis",
+                "membership",
+                "--system",
+                system,
+            ])
+            .map_err(|e| UsageError(e.to_string()))?;
+            cli.run.validate(|| 1).map(|c| c.nemesis)
+        };
+        assert_eq!(parse("raftkv").ok(), Some(vec![FaultKind::Membership]));
+        let err = parse("etcd").err().map(|e| e.0).unwrap_or_default();
+        assert!(err.contains("no [membership] table"), "{err}");
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub struct NodeSpec {
     pub log: PathBuf,
     /// The command line, from the system spec.
     pub argv: Vec<String>,
+    /// Appended to `argv` while the node comes back as a new member (the spec's
+    /// `[membership] join_args`; `None` when the system has none).
+    pub join_args: Option<Vec<String>>,
     pub env: Vec<(String, String)>,
     pub workdir: PathBuf,
 }
@@ -134,6 +137,9 @@ struct Node {
     starts: u32,
     /// Exit statuses of runs that ended without the harness killing them.
     crashes: Vec<String>,
+    /// Its data directory was wiped and it has not been added back yet: it starts with the
+    /// join arguments, so that it waits to be added instead of bootstrapping a configuration.
+    joining: bool,
 }
 
 /// The (node id, pid) of every node process running, shared with the proxy, which attributes
@@ -161,6 +167,7 @@ impl Cluster {
                 paused: false,
                 starts: 0,
                 crashes: Vec::new(),
+                joining: false,
             })
             .collect();
         Cluster {
@@ -232,9 +239,52 @@ impl Cluster {
         }
     }
 
-    /// The full command line of node `i`.
+    /// The full command line of node `i`: with the join arguments while it is a new member
+    /// waiting to be added.
     pub fn command_line(&self, i: usize) -> Vec<String> {
-        self.nodes[i].spec.argv.clone()
+        let spec = &self.nodes[i].spec;
+        let mut argv = spec.argv.clone();
+        if self.nodes[i].joining {
+            argv.extend(spec.join_args.iter().flatten().cloned());
+        }
+        argv
+    }
+
+    /// Deletes everything in node `i`'s data directory (which must be down) and marks it as a
+    /// new member: it starts with the join arguments until [`Cluster::joined`].
+    pub fn wipe(&mut self, i: usize) -> Result<()> {
+        if self.nodes[i].child.is_some() {
+            bail!("node {} is running: not wiping its data", self.id(i));
+        }
+        let dir = self.nodes[i].spec.data_dir.clone();
+        // Entry by entry: the directory itself may be a lazyfs mount point.
+        if dir.exists() {
+            for entry in
+                std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+            {
+                let path = entry
+                    .with_context(|| format!("listing {}", dir.display()))?
+                    .path();
+                let removed = if path.is_dir() && !path.is_symlink() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                removed.with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        self.nodes[i].joining = true;
+        Ok(())
+    }
+
+    /// Node `i` was added back as a member: from now on it starts as usual.
+    pub fn joined(&mut self, i: usize) {
+        self.nodes[i].joining = false;
+    }
+
+    /// Whether node `i` was wiped and not yet added back.
+    pub fn is_joining(&self, i: usize) -> bool {
+        self.nodes[i].joining
     }
 
     /// Starts node `i` (which must be down). Does not wait for it to answer.
@@ -603,6 +653,7 @@ mod tests {
                 data_dir: dir.join(format!("n{i}")),
                 log: dir.join(format!("n{i}.log")),
                 argv: vec![bin.display().to_string(), "--id".into(), format!("n{i}")],
+                join_args: Some(vec!["--join".into()]),
                 env: vec![],
                 workdir: dir.clone(),
             })
@@ -641,8 +692,61 @@ mod tests {
         assert_eq!(proc_state(p1), None);
         let log = std::fs::read_to_string(dir.join("n2.log"))?;
         assert!(log.contains("start #2 of n2 (restart)"), "{log}");
+
+        // A wiped node starts as a new member until it is added back.
+        let mut c = Cluster::new(
+            "t".into(),
+            specs_again(&dir, &bin),
+            Arc::default(),
+            probe2(),
+        );
+        let data = dir.join("n1");
+        std::fs::create_dir_all(data.join("log"))?;
+        std::fs::write(data.join("log").join("seg"), b"x")?;
+        std::fs::write(data.join("hard_state"), b"y")?;
+        c.wipe(0)?;
+        assert!(
+            data.is_dir(),
+            "the directory itself stays (it may be a mount point)"
+        );
+        assert_eq!(std::fs::read_dir(&data)?.count(), 0);
+        assert!(c.is_joining(0));
+        assert_eq!(c.command_line(0).last().map(String::as_str), Some("--join"));
+        assert_eq!(c.command_line(1).last().map(String::as_str), Some("n2"));
+        c.spawn(0, "rejoin")?;
+        assert!(c.wipe(0).is_err(), "a running node is never wiped");
+        c.joined(0);
+        assert_eq!(c.command_line(0).last().map(String::as_str), Some("n1"));
+        drop(c);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
+    }
+
+    fn specs_again(dir: &Path, bin: &Path) -> Vec<NodeSpec> {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
+        (1..=2)
+            .map(|i| NodeSpec {
+                id: format!("n{i}"),
+                client: addr,
+                peer_listen: addr,
+                peers: vec![],
+                data_dir: dir.join(format!("n{i}")),
+                log: dir.join(format!("n{i}.log")),
+                argv: vec![bin.display().to_string(), "--id".into(), format!("n{i}")],
+                join_args: Some(vec!["--join".into()]),
+                env: vec![],
+                workdir: dir.to_path_buf(),
+            })
+            .collect()
+    }
+
+    fn probe2() -> Probe {
+        Probe {
+            adapter: Arc::new(adapters::native::NativeAdapter::new()),
+            ready: crate::system::ReadyCheck::Tcp,
+            leader: crate::system::LeaderFind::None,
+            cluster: "t".into(),
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod args;
 mod checker;
 mod diskfault;
 pub(crate) mod launcher;
+mod membership;
 mod nemesis;
 mod network;
 pub(crate) mod probe;
@@ -226,6 +227,7 @@ fn start_cluster(
                 peer_listen: peer_listen[i],
                 peers,
                 argv: spec.argv(&vars, &cfg.node_args)?,
+                join_args: spec.join_args(&vars)?,
                 env: spec.env(&vars)?,
                 workdir: spec.workdir(&vars)?,
                 data_dir,
@@ -615,6 +617,7 @@ fn run_workload(
     let ticker = Ticker::start(Arc::clone(&progress), Arc::clone(&stats), start);
     progress.set_phase("running");
     let mut nem = Nemesis::new(cluster, net, rec, &progress);
+    nem.membership = cfg.nemesis.contains(&args::FaultKind::Membership);
     let mut reported = false;
     let mut violation_seen = || {
         let v = live.violation()?;

@@ -16,6 +16,7 @@
 //! - `delay` / `undelay`, value `{"id": 5, "links": [["n1","n2"], ...], "base_ms": 50, "jitter_ms": 20}`;
 //! - any fault kind with `"skipped": "<why>"`: a scheduled fault that could not be carried out
 //!   (its targets were already down, say): nothing was done;
+//! - membership changes and disk faults: see membership.rs and diskfault.rs;
 //! - `crash`, value `{"node": "n2", "status": "exit code 101"}`: a node exited on its own (not a
 //!   fault we injected: a finding about the system under test, and the run fails).
 
@@ -47,6 +48,8 @@ pub(super) enum Undo {
     DiskHeal(usize),
     /// Restart the node whose bit was flipped; put the bit back if it refuses to start.
     Unflip(usize, lazyfs::BitFlip),
+    /// Start the removed (and wiped) node as a new member and add it back.
+    Rejoin(usize),
 }
 
 /// The nemesis' tools and tallies.
@@ -67,6 +70,9 @@ pub struct Nemesis<'a> {
     /// Nodes under a disk fault, with the fault's id: if one exits meanwhile, that is how it
     /// should answer a failing disk, not a crash.
     pub(super) disk_faulted: BTreeMap<usize, u64>,
+    /// Whether the run changes membership: then the final recovery adds back every member
+    /// still out.
+    pub membership: bool,
     next_id: u64,
 }
 
@@ -87,6 +93,7 @@ impl<'a> Nemesis<'a> {
             failures: Vec::new(),
             in_force: BTreeMap::new(),
             disk_faulted: BTreeMap::new(),
+            membership: false,
             next_id: 1,
         }
     }
@@ -372,6 +379,7 @@ impl<'a> Nemesis<'a> {
             Fault::PowerCut { targets } => self.power_cut(targets),
             Fault::DiskError { target, ops, errno } => self.disk_error(*target, ops, errno),
             Fault::Bitflip { target, seed } => self.bitflip(*target, *seed),
+            Fault::Membership(change) => self.member_change(change),
         }
     }
 
@@ -435,6 +443,7 @@ impl<'a> Nemesis<'a> {
             }
             Undo::DiskHeal(node) => self.disk_heal(id, node),
             Undo::Unflip(node, flip) => self.unflip(id, node, flip),
+            Undo::Rejoin(node) => self.rejoin_after_fault(id, node),
         }
         self.in_force.remove(&id);
         self.show();
@@ -507,6 +516,9 @@ impl<'a> Nemesis<'a> {
             }
         }
         self.restart(&down, "final recovery", None);
+        if self.membership {
+            self.rejoin_all();
+        }
         self.in_force.clear();
         self.show();
     }
@@ -528,6 +540,7 @@ pub fn counts_line(counts: &BTreeMap<String, u64>) -> String {
         "power-cut",
         "disk-error",
         "bitflip",
+        "membership",
     ] {
         let Some(&c) = counts.get(kind) else { continue };
         let shapes: Vec<String> = counts

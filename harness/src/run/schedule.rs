@@ -172,6 +172,19 @@ pub enum Fault {
         target: Target,
         seed: u64,
     },
+    /// A change of the cluster's membership or leadership.
+    Membership(MemberChange),
+}
+
+/// What a `membership` fault changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "change")]
+pub enum MemberChange {
+    /// Remove the target from the configuration, kill it and wipe its data; when the fault ends,
+    /// start it empty and add it back as a new member.
+    Replace { target: Target },
+    /// Hand leadership to `to` (or, if `to` leads already, to the store's choice).
+    Transfer { to: usize },
 }
 
 #[cfg(test)]
@@ -188,6 +201,7 @@ impl Fault {
             Fault::PowerCut { .. } => "power-cut",
             Fault::DiskError { .. } => "disk-error",
             Fault::Bitflip { .. } => "bitflip",
+            Fault::Membership(_) => "membership",
         }
     }
 }
@@ -448,6 +462,16 @@ fn draw(rng: &mut StdRng, card: Card, nodes: usize, clients: usize) -> Fault {
             target: target(rng, nodes),
             seed: rng.random(),
         },
+        // Replacing a member is the change that can lose data, so it comes up two times in three.
+        Card::Kind(FaultKind::Membership) => Fault::Membership(if rng.random_bool(2.0 / 3.0) {
+            MemberChange::Replace {
+                target: target(rng, nodes),
+            }
+        } else {
+            MemberChange::Transfer {
+                to: rng.random_range(0..nodes),
+            }
+        }),
         Card::Kind(FaultKind::Delay) => {
             let base_ms = rng.random_range(10..=150);
             let jitter_ms = rng.random_range(0..=base_ms);
@@ -751,5 +775,26 @@ mod tests {
         assert!(sched(5, &FaultKind::ALL, 0.5)
             .iter()
             .all(|st| !matches!(st.fault.kind_name(), "power-cut" | "disk-error" | "bitflip")));
+    }
+
+    #[test]
+    fn membership_changes_are_dealt_when_named() {
+        let s = sched(9, &[FaultKind::Membership, FaultKind::Kill], 0.5);
+        let changes: Vec<MemberChange> = s
+            .iter()
+            .filter_map(|st| match st.fault {
+                Fault::Membership(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, MemberChange::Replace { .. })));
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, MemberChange::Transfer { .. })));
+        assert!(sched(9, &FaultKind::ALL, 0.5)
+            .iter()
+            .all(|st| st.fault.kind_name() != "membership"));
     }
 }
