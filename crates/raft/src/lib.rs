@@ -1,7 +1,8 @@
 //! A pure, deterministic Raft consensus core (Ongaro & Ousterhout, "In Search of an
 //! Understandable Consensus Algorithm", 2014, Figure 2), with pre-vote and check-quorum
 //! (Ongaro's thesis §9.6 and §6.2), ReadIndex reads (thesis §6.4), a no-op entry at the start
-//! of each term, and snapshots (§7).
+//! of each term, snapshots (§7), leadership transfer (thesis §3.10) and single-server
+//! membership changes with learners (thesis §4.1-4.2, [`RawNode::propose_conf_change`]).
 //!
 //! No I/O, no threads, no clock, no global randomness: the caller feeds inputs and carries out
 //! a [`Ready`]. The log lives in memory from the latest snapshot on; the caller keeps the
@@ -55,10 +56,13 @@
 //!
 //! - unit tests beside each module, and `raw_node_tests.rs` (one paper rule per test);
 //! - `tests/mit.rs`: scenarios named after the MIT 6.5840 Raft lab tests;
+//! - `tests/membership.rs`: membership-change scenarios, one pitfall each;
 //! - `tests/sweep.rs`: 2,000 seeds of a mixed-fault scenario plus 500 election storms. A
 //!   failing seed prints its replay command, e.g.
 //!   `RAFT_SEED=1234 cargo nextest run -p raft --cargo-profile ci sweep`;
 //!   `RAFT_SOAK_SEEDS=100000` runs a long soak instead.
+//!   `membership_sweep_*`: 400 seeds with membership changes among the faults
+//!   (`RAFT_MEMBERSHIP_SEEDS=2000` for the full sweep).
 //!
 //! Benchmarks: `cargo bench -p raft` (commit throughput of a 3-node simulated cluster, and
 //! simulated seeds per second).

@@ -6,6 +6,9 @@
 //! - `RAFT_SOAK_SEEDS=100000` runs that many seeds instead (a long soak).
 //! - `storm`: 500 election storms (`raft::sim::run_election_storm`), where nodes reboot every
 //!   few milliseconds while elections run; `RAFT_SEED` replays one of those too.
+//! - `membership_sweep_*`: seeds with membership changes among the faults (400 by default,
+//!   `RAFT_MEMBERSHIP_SEEDS=2000` for the full sweep; `RAFT_SEED` replays one, `RAFT_TRACE=1`
+//!   prints its events).
 
 use raft::sim::{
     run_election_storm, run_mixed, MixedOptions, MixedReport, ReadCheck, Violation, WriteOrder,

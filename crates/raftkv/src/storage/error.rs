@@ -19,7 +19,7 @@ pub enum StorageError {
     },
     /// Damaged data that a crash cannot explain: a bad checksum with valid data after it, a
     /// record in the middle of the log that does not decode, a gap in the indexes.
-    #[error("corrupt data in {} at byte offset {offset}: {detail}", .file.display())]
+    #[error("corrupt data in {} at byte offset {offset}: {detail} (do not wipe the directory and restart under the same id; to replace the node safely: remove_member it, wipe its data directory, restart it with --join, add_member it)", .file.display())]
     Corrupt {
         file: PathBuf,
         offset: u64,

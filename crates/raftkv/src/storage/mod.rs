@@ -80,12 +80,14 @@
 //!
 //! # A node that will not start
 //!
-//! Do not wipe its data directory (or restore an old copy) and restart it under the same id:
-//! it would forget its vote, and could vote twice in one term (two leaders), and the entries it
-//! acknowledged, which may be all that made them committed (lost writes). The safe procedure
-//! is to remove the member from the cluster and add it back as a new member with an empty
-//! directory, which needs membership changes. raftkv does not have them yet, so until then
-//! leave the node down: the cluster serves as long as a majority is up.
+//! Do not wipe its data directory (or restore an old copy) and restart it under the same id as
+//! it is: it would forget its vote, and could vote twice in one term (two leaders), and the
+//! entries it acknowledged, which may be all that made them committed (lost writes). The safe
+//! procedure (docs/protocol.md, "Membership changes"): send `remove_member` for it to the
+//! leader and wait for `ok`; wipe its data directory; restart it with `--join` (it has no
+//! configuration, so it neither votes nor campaigns); send `add_member` for it to the leader,
+//! which adds it as a learner, lets it catch up and promotes it. Until then the cluster serves
+//! as long as a majority of its voters is up.
 
 mod batch;
 mod blob;

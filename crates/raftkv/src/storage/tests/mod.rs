@@ -60,6 +60,7 @@ pub(super) fn snapshot(index: u64, term: u64) -> Snapshot {
             index: Index(index),
             term: Term(term),
             voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+            learners: vec![],
         },
         data: format!("state-at-{index}").into_bytes(),
     }
