@@ -28,7 +28,7 @@ mod checker;
 mod diskfault;
 pub(crate) mod launcher;
 mod nemesis;
-mod network;
+pub(crate) mod network;
 pub(crate) mod probe;
 mod progress;
 mod proxylog;
