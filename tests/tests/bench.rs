@@ -224,3 +224,47 @@ fn bad_systems_and_options_are_usage_errors() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// The nodes run in their data directories, so a relative `--out` must not reach them as a
+/// relative path: Redis resolves `--dir` against its working directory and would not start.
+#[test]
+fn a_relative_out_directory_still_starts_redis() {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("HARNESS_SKIP_EXTERNAL_STORES").as_deref() == Ok("1") {
+            eprintln!("skipping: redis-server is not installed and HARNESS_SKIP_EXTERNAL_STORES=1");
+            return;
+        }
+        panic!("redis-server is not installed: `apt-get install redis-server` (.ci/run does)");
+    }
+    let tmp = TempDir::new("bench-relative-out");
+    let _reap = KillOnDrop(tmp.path().display().to_string());
+    let out = run_with_timeout(
+        harness().current_dir(tmp.path()).args([
+            "bench",
+            "--system",
+            "redis",
+            "--nodes",
+            "1",
+            "--clients",
+            "1",
+            "--mix",
+            "write",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--rounds",
+            "1",
+            "--keys",
+            "5",
+            "--out",
+            "rel",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code(&out.status), 0, "{}", show(&out));
+    assert!(tmp.path().join("rel").is_dir());
+}

@@ -92,6 +92,10 @@ fn progress(msg: &str) {
 fn bench_dir(cfg: &BenchConfig) -> Result<PathBuf> {
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("creating the output directory {}", cfg.out.display()))?;
+    // Nodes run in their own data directories: a relative `--data-dir` (or `--dir`, as Redis
+    // reads it) would point below that, to nothing.
+    let out = std::path::absolute(&cfg.out)
+        .with_context(|| format!("the output directory {}", cfg.out.display()))?;
     let base = format!("bench-{}", crate::run::rundir::utc_stamp(SystemTime::now()));
     for n in 1..1000 {
         let name = if n == 1 {
@@ -99,14 +103,14 @@ fn bench_dir(cfg: &BenchConfig) -> Result<PathBuf> {
         } else {
             format!("{base}-{n}")
         };
-        let p = cfg.out.join(name);
+        let p = out.join(name);
         match std::fs::create_dir(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
         }
     }
-    bail!("no free directory name {base}-N in {}", cfg.out.display())
+    bail!("no free directory name {base}-N in {}", out.display())
 }
 
 fn execute(cfg: &BenchConfig) -> Result<()> {
