@@ -101,6 +101,67 @@ fn raftkv_table_and_json() {
 }
 
 #[test]
+fn through_proxy_adds_a_proxied_cluster_whose_traffic_takes_the_proxy() {
+    let tmp = TempDir::new("bench-proxy");
+    let json = tmp.path().join("out.json");
+    let json_arg = json.display().to_string();
+    let out = bench(
+        &tmp,
+        &[
+            "--system",
+            "raftkv",
+            "--clients",
+            "2",
+            "--mix",
+            "write",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "100ms",
+            "--rounds",
+            "1",
+            "--keys",
+            "10",
+            "--through-proxy",
+            "--json",
+            &json_arg,
+        ],
+    );
+    assert_eq!(code(&out.status), 0, "{}", show(&out));
+    let v = read_json(&json);
+    let systems = v["systems"].as_array().cloned().unwrap_or_default();
+    assert_eq!(systems.len(), 2, "{v}");
+    assert_eq!(
+        (&systems[0]["name"], &systems[0]["through_proxy"]),
+        (&Value::from("raftkv"), &Value::from(false)),
+        "{v}"
+    );
+    assert!(systems[0]["proxy_bytes"].is_null(), "{v}");
+    assert_eq!(systems[1]["name"], "raftkv+proxy", "{v}");
+    assert_eq!(systems[1]["through_proxy"], true, "{v}");
+    // Writes commit only once replicated: a proxied cluster that answered writes moved its
+    // clients' and peers' bytes through the proxy, many kilobytes of them.
+    let bytes = systems[1]["proxy_bytes"].as_u64().unwrap_or(0);
+    assert!(bytes > 10_000, "{v}");
+    let results = v["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 2, "{v}");
+    assert_eq!(results[1]["system"], "raftkv+proxy", "{v}");
+    assert!(
+        results[1]["ops_per_s"]["median"].as_f64().unwrap_or(0.0) > 0.0,
+        "{v}"
+    );
+    assert!(
+        results[1]["ops_ratio_to_first"]["median"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0,
+        "the proxied cluster is compared with the direct one: {v}"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("raftkv+proxy"), "{table}");
+}
+
+#[test]
 fn raftkv_leader_kill_failover() {
     let tmp = TempDir::new("bench-failover");
     let json = tmp.path().join("out.json");
@@ -162,4 +223,48 @@ fn bad_systems_and_options_are_usage_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// The nodes run in their data directories, so a relative `--out` must not reach them as a
+/// relative path: Redis resolves `--dir` against its working directory and would not start.
+#[test]
+fn a_relative_out_directory_still_starts_redis() {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()))
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("HARNESS_SKIP_EXTERNAL_STORES").as_deref() == Ok("1") {
+            eprintln!("skipping: redis-server is not installed and HARNESS_SKIP_EXTERNAL_STORES=1");
+            return;
+        }
+        panic!("redis-server is not installed: `apt-get install redis-server` (.ci/run does)");
+    }
+    let tmp = TempDir::new("bench-relative-out");
+    let _reap = KillOnDrop(tmp.path().display().to_string());
+    let out = run_with_timeout(
+        harness().current_dir(tmp.path()).args([
+            "bench",
+            "--system",
+            "redis",
+            "--nodes",
+            "1",
+            "--clients",
+            "1",
+            "--mix",
+            "write",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--rounds",
+            "1",
+            "--keys",
+            "5",
+            "--out",
+            "rel",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code(&out.status), 0, "{}", show(&out));
+    assert!(tmp.path().join("rel").is_dir());
 }

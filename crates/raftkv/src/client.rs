@@ -1,24 +1,28 @@
 //! The client listener: newline-delimited JSON connections.
 //!
-//! Each connection has two threads. The reader parses lines and hands requests to the node's
-//! inbox, each with a one-shot reply channel; the writer answers them *in request order*,
-//! waiting on each reply channel until the request's deadline (then it answers `timeout`). So
-//! a client may pipeline many requests on one connection and still read answers in order,
-//! and a slow request delays only the answers behind it on the same connection.
+//! One thread per connection, in turns: it reads every request line already received (at least
+//! one, at most [`PIPELINE_DEPTH`]), hands them all to the node's inbox, each with a one-shot
+//! reply channel, then writes their answers *in request order*, waiting on each reply channel
+//! until the request's deadline (then it answers `timeout`), and flushes once per turn. So a
+//! client may pipeline many requests on one connection and still read answers in order, and a
+//! slow request delays only the requests behind it on the same connection. A closed-loop
+//! client (one request at a time) costs one thread wake-up to read and one to answer, not the
+//! three of a separate reader and writer thread, which matter on a busy machine.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
-
 use crate::protocol::{self, encode_reply, ErrorCode, Reply, Request, MAX_LINE};
+use crate::reply::{self, NoReply, ReplyRx, ReplyTx};
 use crate::{debug, warn};
 
-/// Requests a connection may have in flight before its reader stops reading (back-pressure).
+/// Requests a connection hands to the node per turn at most (back-pressure: the rest wait in
+/// the socket until these are answered).
 const PIPELINE_DEPTH: usize = 1024;
 /// Connections served at once; more are answered `bad_request` and closed.
 const MAX_CONNECTIONS: usize = 4096;
@@ -28,7 +32,7 @@ const MAX_CONNECTIONS: usize = 4096;
 pub struct ClientCall {
     pub request: Request,
     /// One-shot: the node answers with `try_send`, never blocking.
-    pub reply: Sender<Reply>,
+    pub reply: ReplyTx,
     /// After this instant the connection has answered `timeout`; the node may drop the call.
     pub deadline: Instant,
 }
@@ -36,12 +40,12 @@ pub struct ClientCall {
 /// How a connection hands calls to the node: returns false when the node is gone.
 pub type Submit = Arc<dyn Fn(ClientCall) -> bool + Send + Sync>;
 
-/// What the writer answers next.
+/// What the connection answers next.
 enum Slot {
     /// Already known (a bad request, or a refusal).
     Ready(Option<u64>, Reply),
     /// Waiting for the node.
-    Pending(u64, Receiver<Reply>, Instant),
+    Pending(u64, ReplyRx, Instant),
 }
 
 /// Starts the accept loop on its own thread.
@@ -65,12 +69,10 @@ pub fn start(listener: TcpListener, submit: Submit, timeout: Duration) -> io::Re
                     continue;
                 }
                 let (submit, live) = (submit.clone(), live.clone());
-                let spawned = thread::Builder::new()
-                    .name("client-in".into())
-                    .spawn(move || {
-                        serve(stream, &submit, timeout);
-                        live.fetch_sub(1, Ordering::SeqCst);
-                    });
+                let spawned = thread::Builder::new().name("client".into()).spawn(move || {
+                    serve(stream, &submit, timeout);
+                    live.fetch_sub(1, Ordering::SeqCst);
+                });
                 if let Err(e) = spawned {
                     warn!("cannot start a client connection thread: {e}");
                 }
@@ -92,126 +94,105 @@ fn serve(stream: TcpStream, submit: &Submit, timeout: Duration) {
     let remote = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    let (slots_tx, slots_rx) = bounded::<Slot>(PIPELINE_DEPTH);
-    let writer_stream = match stream.try_clone() {
-        Ok(s) => s,
-        Err(e) => {
-            warn!("client {remote}: cannot clone the socket: {e}");
-            return;
+    let mut r = BufReader::with_capacity(64 << 10, &stream);
+    let mut w = BufWriter::with_capacity(64 << 10, &stream);
+    let mut line = Vec::new();
+    let mut owed = VecDeque::new();
+    loop {
+        let eof = read_turn(&mut r, &mut line, submit, timeout, &mut owed);
+        // The answers owed are written even after the client's end of input: it may still read.
+        if write_answers(&mut w, &mut owed).is_err() || eof {
+            break;
         }
-    };
-    let writer = thread::Builder::new()
-        .name("client-out".into())
-        .spawn(move || write_answers(writer_stream, &slots_rx));
-    let writer = match writer {
-        Ok(w) => w,
-        Err(e) => {
-            warn!("client {remote}: cannot start the writer: {e}");
-            return;
-        }
-    };
-    read_requests(&stream, submit, timeout, &slots_tx);
-    drop(slots_tx); // the writer finishes the answers still owed, then exits
-    let _ = writer.join();
+    }
     let _ = stream.shutdown(Shutdown::Both);
     debug!("client {remote} disconnected");
 }
 
-/// Reads request lines and queues one slot per request, in order.
-fn read_requests(stream: &TcpStream, submit: &Submit, timeout: Duration, slots: &Sender<Slot>) {
-    let mut r = BufReader::with_capacity(64 << 10, stream);
-    let mut line = Vec::new();
+/// Reads one request (blocking), then every further complete line already buffered, up to
+/// [`PIPELINE_DEPTH`], queueing one slot per request in order. Returns true at the end of the
+/// input (or when the connection broke).
+fn read_turn<R: Read>(
+    r: &mut BufReader<R>,
+    line: &mut Vec<u8>,
+    submit: &Submit,
+    timeout: Duration,
+    owed: &mut VecDeque<Slot>,
+) -> bool {
     loop {
-        let slot = match read_line_bounded(&mut r, &mut line, MAX_LINE) {
-            Ok(LineRead::Eof) | Err(_) => return,
-            Ok(LineRead::TooLong) => Slot::Ready(
+        let slot = match read_line_bounded(r, line, MAX_LINE) {
+            Ok(LineRead::Eof) | Err(_) => return true,
+            Ok(LineRead::TooLong) => Some(Slot::Ready(
                 None,
                 Reply::Error(ErrorCode::BadRequest(format!(
                     "line longer than {MAX_LINE} bytes (skipped)"
                 ))),
-            ),
-            Ok(LineRead::Line) => {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue; // blank lines are ignored, not answered
-                }
-                match protocol::parse_request(&line) {
-                    Err(bad) => {
-                        Slot::Ready(bad.id, Reply::Error(ErrorCode::BadRequest(bad.detail)))
-                    }
-                    Ok(request) => {
-                        let id = request.id;
-                        let (tx, rx) = bounded(1);
-                        let deadline = Instant::now() + timeout;
-                        let call = ClientCall {
-                            request,
-                            reply: tx,
-                            deadline,
-                        };
-                        if submit(call) {
-                            Slot::Pending(id, rx, deadline)
-                        } else {
-                            Slot::Ready(
-                                Some(id),
-                                Reply::Error(ErrorCode::Dropped(
-                                    "the node is shutting down".into(),
-                                )),
-                            )
-                        }
-                    }
-                }
-            }
+            )),
+            Ok(LineRead::Line) => to_slot(line, submit, timeout),
         };
-        if slots.send(slot).is_err() {
-            return; // the writer failed: the connection is broken
+        owed.extend(slot);
+        // Blocking for more is for the next turn, once what was read is answered.
+        let more_buffered = r.buffer().contains(&b'\n');
+        if !owed.is_empty() && (owed.len() >= PIPELINE_DEPTH || !more_buffered) {
+            return false;
         }
     }
 }
 
-/// Writes answers in request order; flushes whenever no further answer is ready.
-fn write_answers(stream: TcpStream, slots: &Receiver<Slot>) {
-    let mut w = BufWriter::with_capacity(64 << 10, &stream);
-    let mut failed = false;
-    while let Ok(slot) = slots.recv() {
-        if failed {
-            continue; // drain, so the reader is never blocked on a full queue
+/// What a request line becomes: nothing for a blank line, else its slot.
+fn to_slot(line: &[u8], submit: &Submit, timeout: Duration) -> Option<Slot> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None; // blank lines are ignored, not answered
+    }
+    Some(match protocol::parse_request(line) {
+        Err(bad) => Slot::Ready(bad.id, Reply::Error(ErrorCode::BadRequest(bad.detail))),
+        Ok(request) => {
+            let id = request.id;
+            let (tx, rx) = reply::slot();
+            let deadline = Instant::now() + timeout;
+            let call = ClientCall {
+                request,
+                reply: tx,
+                deadline,
+            };
+            if submit(call) {
+                Slot::Pending(id, rx, deadline)
+            } else {
+                Slot::Ready(
+                    Some(id),
+                    Reply::Error(ErrorCode::Dropped("the node is shutting down".into())),
+                )
+            }
         }
+    })
+}
+
+/// Writes the owed answers in request order, flushing before each wait and at the end.
+fn write_answers<W: Write>(w: &mut W, owed: &mut VecDeque<Slot>) -> io::Result<()> {
+    while let Some(slot) = owed.pop_front() {
         let (id, reply) = match slot {
             Slot::Ready(id, reply) => (id, reply),
             Slot::Pending(id, rx, deadline) => {
                 let reply = match rx.try_recv() {
-                    Ok(r) => r,
-                    Err(_) => {
+                    Some(r) => r,
+                    None => {
                         // About to block: push out what is already written first.
-                        if w.flush().is_err() {
-                            failed = true;
-                            continue;
-                        }
+                        w.flush()?;
                         match rx.recv_deadline(deadline) {
                             Ok(r) => r,
-                            Err(RecvTimeoutError::Timeout) => Reply::Error(ErrorCode::Timeout),
-                            Err(RecvTimeoutError::Disconnected) => Reply::Error(
-                                ErrorCode::Unknown("the node dropped the request".into()),
-                            ),
+                            Err(NoReply::Timeout) => Reply::Error(ErrorCode::Timeout),
+                            Err(NoReply::Dropped) => Reply::Error(ErrorCode::Unknown(
+                                "the node dropped the request".into(),
+                            )),
                         }
                     }
                 };
                 (Some(id), reply)
             }
         };
-        if w.write_all(encode_reply(id, &reply).as_bytes()).is_err() {
-            failed = true;
-            continue;
-        }
-        if slots.is_empty() && w.flush().is_err() {
-            failed = true;
-        }
+        w.write_all(encode_reply(id, &reply).as_bytes())?;
     }
-    if failed {
-        // Unblock the reader: the client will not get its answers anyway.
-        let _ = stream.shutdown(Shutdown::Both);
-    } else {
-        let _ = w.flush();
-    }
+    w.flush()
 }
 
 /// The result of reading one line.
@@ -298,6 +279,83 @@ mod tests {
             }
             out.push((l, buf.clone()));
         }
+    }
+
+    /// A node that answers every write `ok` at once and records the ids it was handed.
+    fn instant_node() -> (Submit, Arc<std::sync::Mutex<Vec<u64>>>) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let submit: Submit = Arc::new(move |call: ClientCall| {
+            log.lock().unwrap().push(call.request.id);
+            let _ = call.reply.try_send(Reply::Done);
+            true
+        });
+        (submit, seen)
+    }
+
+    #[test]
+    fn a_turn_takes_every_buffered_line_and_answers_in_order() {
+        let (submit, seen) = instant_node();
+        let input = b"{\"id\":1,\"op\":\"write\",\"key\":\"k\",\"value\":\"a\"}\n  \nnot json\n\
+{\"id\":2,\"op\":\"write\",\"key\":\"k\",\"value\":\"b\"}\n";
+        let mut r = BufReader::new(Cursor::new(input.to_vec()));
+        let (mut line, mut owed) = (Vec::new(), VecDeque::new());
+        let eof = read_turn(
+            &mut r,
+            &mut line,
+            &submit,
+            Duration::from_secs(1),
+            &mut owed,
+        );
+        assert!(!eof);
+        assert_eq!(
+            owed.len(),
+            3,
+            "two writes and one bad request; the blank line is skipped"
+        );
+        assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
+        let mut out = Vec::new();
+        write_answers(&mut out, &mut owed).unwrap();
+        let answers: Vec<serde_json::Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(answers.len(), 3);
+        assert_eq!(
+            (answers[0]["id"].as_u64(), answers[0]["ok"].as_bool()),
+            (Some(1), Some(true))
+        );
+        assert_eq!(answers[1]["error"], "bad_request");
+        assert_eq!(answers[2]["id"], 2);
+        assert!(read_turn(
+            &mut r,
+            &mut line,
+            &submit,
+            Duration::from_secs(1),
+            &mut owed
+        ));
+        assert!(owed.is_empty());
+    }
+
+    #[test]
+    fn an_unanswered_request_times_out_without_holding_the_ones_before_it() {
+        // The node keeps the call (so its channel stays open) and never answers.
+        let kept = std::sync::Mutex::new(Vec::new());
+        let silent: Submit = Arc::new(move |call: ClientCall| {
+            kept.lock().unwrap().push(call);
+            true
+        });
+        let mut owed = VecDeque::from([Slot::Ready(Some(7), Reply::Done)]);
+        let line = b"{\"id\":8,\"op\":\"read\",\"key\":\"k\"}".to_vec();
+        owed.extend(to_slot(&line, &silent, Duration::from_millis(20)));
+        let mut out = Vec::new();
+        write_answers(&mut out, &mut owed).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains("\"id\":7"), "{text}");
+        assert!(lines[1].contains("timeout"), "{text}");
     }
 
     #[test]

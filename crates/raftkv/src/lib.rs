@@ -12,5 +12,6 @@ pub mod logging;
 pub mod node;
 pub mod planted;
 pub mod protocol;
+pub mod reply;
 pub mod storage;
 pub mod transport;

@@ -51,6 +51,11 @@ pub struct BenchArgs {
     /// Failover trials per system.
     #[arg(long, default_value_t = 20)]
     pub trials: usize,
+    /// Also measure every system through the harness's proxy (no faults): system X gets a
+    /// second cluster, `X+proxy`, right after it, whose clients and peer links all pass through
+    /// the proxy as in `harness run`; the ratio column then gives the proxy's cost
+    #[arg(long)]
+    pub through_proxy: bool,
     /// The node program for every system whose spec runs `{bin}` (replaces the spec's `bin`).
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
@@ -140,6 +145,7 @@ pub struct BenchConfig {
     pub failover: Option<FailoverMode>,
     pub failover_op_timeout: Duration,
     pub trials: usize,
+    pub through_proxy: bool,
     pub node_bin: Option<PathBuf>,
     pub node_args: Vec<String>,
     pub start_timeout: Duration,
@@ -218,6 +224,7 @@ impl BenchArgs {
             failover: self.failover,
             failover_op_timeout: self.failover_op_timeout,
             trials: self.trials,
+            through_proxy: self.through_proxy,
             node_bin: self.node_bin.clone(),
             node_args: self.node_args.clone(),
             start_timeout: self.start_timeout,

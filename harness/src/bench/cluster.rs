@@ -1,9 +1,14 @@
-//! Starting a system's cluster for a benchmark: the same specs and launcher as `harness run`,
-//! but without the proxy. Every node is told its peers' real peer addresses, and clients connect
-//! to the real client ports, so nothing of the harness sits on any path being measured.
+//! Starting a system's cluster for a benchmark: the same specs and launcher as `harness run`.
+//! By default without the proxy: every node is told its peers' real peer addresses, and clients
+//! connect to the real client ports, so nothing of the harness sits on any path being measured.
+//! With `--through-proxy`, a second cluster of the system is wired exactly as `harness run` wires
+//! it (peer links and client connections through the proxy, every link passing), to measure
+//! what the proxy costs.
 
 use super::args::SystemConf;
+use crate::run::args::HealMode;
 use crate::run::launcher::{self, Cluster, NodeSpec};
+use crate::run::network::Network;
 use crate::run::probe::Probe;
 use crate::system::LeaderFind;
 use anyhow::{bail, Context, Result};
@@ -16,8 +21,10 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub struct Target {
     pub adapter: Arc<dyn adapters::Adapter>,
-    /// Client address of each node, by index.
+    /// Where clients dial each node, by index: its client port, or the proxy's listener for it.
     pub addrs: Vec<SocketAddr>,
+    /// Each node's own client address, which `not_leader` hints name.
+    pub hints: Vec<SocketAddr>,
     pub cluster_id: String,
 }
 
@@ -30,13 +37,15 @@ impl Target {
 
     /// The node whose client address is `hint` (a `not_leader` hint), if any.
     pub fn node_of(&self, hint: &str) -> Option<usize> {
-        self.addrs.iter().position(|a| a.to_string() == hint)
+        self.hints.iter().position(|a| a.to_string() == hint)
     }
 }
 
 /// A running cluster of one system, with what clients need to reach it.
 pub struct Running {
     pub name: String,
+    /// Where the spec came from (a built-in name or a file).
+    pub spec_origin: String,
     pub nodes: usize,
     pub cluster: Cluster,
     pub target: Target,
@@ -45,6 +54,8 @@ pub struct Running {
     /// The node program and what it says to `--version`.
     pub program: String,
     pub version: Option<String>,
+    /// The proxy every link of this cluster passes through (`--through-proxy`).
+    pub network: Option<Network>,
 }
 
 impl Running {
@@ -81,6 +92,7 @@ pub fn start(
     node_bin: Option<&Path>,
     node_args: &[String],
     timeout: Duration,
+    through_proxy: bool,
 ) -> Result<Running> {
     let spec = &sys.spec;
     let n = sys.nodes;
@@ -111,7 +123,31 @@ pub fn start(
         } else {
             ports[n..].iter().map(|&p| addr(p)).collect()
         };
-        let all: Vec<(String, SocketAddr)> = ids.iter().cloned().zip(peer.clone()).collect();
+        let pids: launcher::Pids = Arc::default();
+        let network = if through_proxy {
+            // One client link per node, shared by every bench client: the proxy serves each
+            // connection on its own threads either way.
+            let net = Network::start(
+                &ids,
+                &peer,
+                &client,
+                1,
+                spec.network.peers,
+                &pids,
+                HealMode::Deliver,
+                0,
+            )?;
+            Some(net)
+        } else {
+            None
+        };
+        let net = network.as_ref();
+        let all: Vec<(String, SocketAddr)> = match net {
+            Some(net) => (0..n)
+                .filter_map(|j| net.advertised_peer_addr(j).map(|a| (ids[j].clone(), a)))
+                .collect(),
+            None => ids.iter().cloned().zip(peer.clone()).collect(),
+        };
         let mut specs = Vec::with_capacity(n);
         for (i, id) in ids.iter().enumerate() {
             let data_dir = dir.join(id);
@@ -120,8 +156,13 @@ pub fn start(
                 let _ = std::fs::remove_dir_all(&data_dir);
                 let _ = std::fs::remove_file(&log);
             }
-            let peers: Vec<(String, SocketAddr)> =
-                all.iter().filter(|(p, _)| p != id).cloned().collect();
+            let peers: Vec<(String, SocketAddr)> = match net {
+                Some(net) => (0..n)
+                    .filter(|&j| j != i)
+                    .filter_map(|j| net.peer_addr(i, j).map(|a| (ids[j].clone(), a)))
+                    .collect(),
+                None => all.iter().filter(|(p, _)| p != id).cloned().collect(),
+            };
             let vars = crate::system::Vars {
                 id: id.clone(),
                 index: i,
@@ -129,7 +170,10 @@ pub fn start(
                 cluster_id: cluster_id.clone(),
                 client_addr: client[i],
                 peer_addr: peer[i],
-                advertise_peer_addr: Some(peer[i]),
+                advertise_peer_addr: match net {
+                    Some(net) => net.advertised_peer_addr(i),
+                    None => Some(peer[i]),
+                },
                 data_dir: data_dir.clone(),
                 bin: bin.clone(),
                 bin_dir: bin_dir.clone(),
@@ -157,18 +201,29 @@ pub fn start(
             leader: spec.leader.find,
             cluster: cluster_id.clone(),
         };
+        let addrs = match net {
+            Some(net) => net.client_addrs(0),
+            None => client.clone(),
+        };
         let mut running = Running {
-            name: spec.name.clone(),
+            name: if through_proxy {
+                format!("{}+proxy", spec.name)
+            } else {
+                spec.name.clone()
+            },
+            spec_origin: spec.origin.clone(),
             nodes: n,
-            cluster: Cluster::new(cluster_id.clone(), specs, Arc::default(), probe),
+            cluster: Cluster::new(cluster_id.clone(), specs, pids, probe),
             target: Target {
                 adapter: Arc::clone(&adapter),
-                addrs: client,
+                addrs,
+                hints: client,
                 cluster_id: cluster_id.clone(),
             },
             elects_leader: spec.leader.find == LeaderFind::Status,
             program: program.clone(),
             version: version.clone(),
+            network,
         };
         let started = (|| -> Result<()> {
             for i in 0..n {

@@ -5,6 +5,7 @@
 //! measured setting by setting (clients × mix). Systems take turns within every round
 //! (A B A B ...), so a shared machine's drift hits them alike, and ratios to the first system are
 //! taken round by round. `--failover kill|stop` measures leader failover the same way instead.
+//! `--through-proxy` adds a proxied cluster of every system, to measure the proxy's cost.
 //! docs/bench.md documents the options, the method and the output.
 
 pub mod args;
@@ -33,6 +34,10 @@ system in the order given, so drift of a shared machine cancels out of the round
 to the first system. The table gives throughput (median [min..max] over rounds), p50/p95/p99/max
 latency of all rounds' acknowledged operations, errors, and the ratios to the first system
 (median [min..max] of the per-round ratios).
+
+--through-proxy: every system X also runs as `X+proxy`, wired as `harness run` wires it (peers and
+clients through the proxy, no faults), right after X in every round: its ratios give the proxy's
+cost.
 
 --failover kill|stop: under a write load of the first --clients count, SIGKILL (SIGSTOP) the
 leader and time the first acknowledged write sent after the fault; median over --trials. Each
@@ -87,6 +92,10 @@ fn progress(msg: &str) {
 fn bench_dir(cfg: &BenchConfig) -> Result<PathBuf> {
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("creating the output directory {}", cfg.out.display()))?;
+    // Nodes run in their own data directories: a relative `--data-dir` (or `--dir`, as Redis
+    // reads it) would point below that, to nothing.
+    let out = std::path::absolute(&cfg.out)
+        .with_context(|| format!("the output directory {}", cfg.out.display()))?;
     let base = format!("bench-{}", crate::run::rundir::utc_stamp(SystemTime::now()));
     for n in 1..1000 {
         let name = if n == 1 {
@@ -94,27 +103,34 @@ fn bench_dir(cfg: &BenchConfig) -> Result<PathBuf> {
         } else {
             format!("{base}-{n}")
         };
-        let p = cfg.out.join(name);
+        let p = out.join(name);
         match std::fs::create_dir(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
         }
     }
-    bail!("no free directory name {base}-N in {}", cfg.out.display())
+    bail!("no free directory name {base}-N in {}", out.display())
 }
 
 fn execute(cfg: &BenchConfig) -> Result<()> {
     let dir = bench_dir(cfg)?;
     let started = SystemTime::now();
     let mut systems: Vec<Running> = Vec::new();
-    for (i, sys) in cfg.systems.iter().enumerate() {
+    let clusters = cfg.systems.iter().flat_map(|sys| {
+        std::iter::once((sys, false)).chain(cfg.through_proxy.then_some((sys, true)))
+    });
+    for (i, (sys, proxied)) in clusters.enumerate() {
+        let label = if proxied {
+            format!("{}+proxy", sys.spec.name)
+        } else {
+            sys.spec.name.clone()
+        };
         // Two systems of the same name (two spec files) still get their own directories.
-        let sdir = dir.join(format!("{}-{}", i + 1, sys.spec.name));
+        let sdir = dir.join(format!("{}-{label}", i + 1));
         std::fs::create_dir_all(&sdir).with_context(|| format!("creating {}", sdir.display()))?;
         progress(&format!(
-            "starting {} ({} node{}) in {}",
-            sys.spec.name,
+            "starting {label} ({} node{}) in {}",
             sys.nodes,
             if sys.nodes == 1 { "" } else { "s" },
             sdir.display()
@@ -125,6 +141,7 @@ fn execute(cfg: &BenchConfig) -> Result<()> {
             cfg.node_bin.as_deref(),
             &cfg.node_args,
             cfg.start_timeout,
+            proxied,
         )?;
         systems.push(running);
     }
@@ -134,10 +151,11 @@ fn execute(cfg: &BenchConfig) -> Result<()> {
     };
     let system_info: Vec<_> = systems
         .iter()
-        .zip(&cfg.systems)
-        .map(|(r, c)| {
-            json!({"name": r.name, "spec": c.spec.origin, "nodes": r.nodes,
-                   "program": r.program, "version": r.version})
+        .map(|r| {
+            json!({"name": r.name, "spec": r.spec_origin, "nodes": r.nodes,
+                   "program": r.program, "version": r.version,
+                   "through_proxy": r.network.is_some(),
+                   "proxy_bytes": r.network.as_ref().map(|n| n.bytes_forwarded())})
         })
         .collect();
     for s in &mut systems {
@@ -158,6 +176,7 @@ fn execute(cfg: &BenchConfig) -> Result<()> {
             "value_size": cfg.value_size, "keys": cfg.keys, "rounds": cfg.rounds,
             "op_timeout_s": cfg.op_timeout.as_secs_f64(), "failover": cfg.failover,
             "failover_op_timeout_s": cfg.failover_op_timeout.as_secs_f64(), "trials": cfg.trials, "node_args": cfg.node_args,
+            "through_proxy": cfg.through_proxy,
         },
         "systems": system_info,
         "results": rows,

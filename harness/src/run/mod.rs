@@ -29,7 +29,7 @@ mod diskfault;
 pub(crate) mod launcher;
 mod membership;
 mod nemesis;
-mod network;
+pub(crate) mod network;
 pub(crate) mod probe;
 mod progress;
 mod proxylog;

@@ -188,6 +188,11 @@ impl Network {
         self.proxy.heal_all();
     }
 
+    /// Bytes forwarded over every link so far (proof that traffic took the proxy).
+    pub fn bytes_forwarded(&self) -> u64 {
+        self.proxy.stats().values().map(|s| s.bytes).sum()
+    }
+
     /// Whether any link is not in `Pass`.
     pub fn faulty(&self) -> bool {
         self.proxy

@@ -17,6 +17,7 @@ use super::pending::{answer, PendingReads, PendingWrites, ReadWaiter};
 use super::Event;
 use crate::kv::{KvStore, Outcome, Proposal};
 use crate::protocol::{ErrorCode, Reply};
+use crate::reply::ReplyTx;
 use crate::{error, info};
 
 /// How often waiters whose clients timed out are forgotten.
@@ -29,7 +30,7 @@ pub enum ApplierMsg {
     Write {
         term: u64,
         index: u64,
-        reply: Sender<Reply>,
+        reply: ReplyTx,
         deadline: Instant,
     },
     /// Reads given to Raft under ReadIndex context `ctx`.

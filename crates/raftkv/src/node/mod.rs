@@ -3,7 +3,7 @@
 //! Threads: the Raft thread ([`driver`], owns the `RawNode`); the disk writer ([`disk`], owns
 //! the storage: group commit); the applier ([`applier`], owns the KV state machine and the
 //! waiting clients); one dialer per peer and one thread per accepted peer connection
-//! ([`crate::transport`]); an accept thread and two threads per client connection
+//! ([`crate::transport`]); an accept thread and one thread per client connection
 //! ([`crate::client`]). They reach the Raft thread only through its inbox ([`Event`]).
 
 mod admin;

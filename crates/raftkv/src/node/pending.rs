@@ -8,15 +8,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
-
 use crate::protocol::{ErrorCode, Reply};
+use crate::reply::ReplyTx;
 
 /// A client waiting for the outcome of a proposal.
 #[derive(Debug)]
 struct WriteWaiter {
     term: u64,
-    reply: Sender<Reply>,
+    reply: ReplyTx,
     deadline: Instant,
 }
 
@@ -38,7 +37,7 @@ impl PendingWrites {
     }
 
     /// Records a proposal appended at `(term, index)`.
-    pub fn insert(&mut self, term: u64, index: u64, reply: Sender<Reply>, deadline: Instant) {
+    pub fn insert(&mut self, term: u64, index: u64, reply: ReplyTx, deadline: Instant) {
         self.by_index.entry(index).or_default().push(WriteWaiter {
             term,
             reply,
@@ -100,7 +99,7 @@ impl PendingWrites {
 #[derive(Debug)]
 pub struct ReadWaiter {
     pub key: String,
-    pub reply: Sender<Reply>,
+    pub reply: ReplyTx,
     pub deadline: Instant,
 }
 
@@ -187,18 +186,18 @@ impl PendingReads {
 }
 
 /// Sends an answer; a client that has gone away (or timed out) is not an error.
-pub fn answer(reply: &Sender<Reply>, r: Reply) {
+pub fn answer(reply: &ReplyTx, r: Reply) {
     let _ = reply.try_send(r);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossbeam_channel::{bounded, Receiver};
+    use crate::reply::{slot, ReplyRx};
     use std::time::Duration;
 
-    fn chan() -> (Sender<Reply>, Receiver<Reply>) {
-        bounded(1)
+    fn chan() -> (ReplyTx, ReplyRx) {
+        slot()
     }
 
     fn later() -> Instant {
@@ -229,7 +228,7 @@ mod tests {
         let (b, rb) = chan();
         w.insert(2, 5, a, later());
         w.insert(4, 5, b, later());
-        assert!(ra.try_recv().is_err());
+        assert!(ra.try_recv().is_none());
         assert_eq!(w.len(), 2);
         w.applied(5, 2, || Reply::Done);
         assert_eq!(ra.try_recv().unwrap(), Reply::Done);
