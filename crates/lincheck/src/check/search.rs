@@ -63,6 +63,12 @@
 //! second up to that entry's position. With many timeouts most entries are indefinite calls
 //! nothing needs yet, and one list made every restart walk over them.
 //!
+//! With the *same as* rule, the second list holds only the first indefinite operation of each
+//! kind not yet linearized (its successor is linked, in position order, when it is taken), so
+//! the indefinite pass walks at most one entry per kind — a few dozen on a small value domain
+//! — instead of every timed-out call the rule would refuse. The candidates tried are the same,
+//! in the same order, so the search explores the same configurations.
+//!
 //! The inner loop allocates nothing: the list is an array of `u32` links, the linearized set a
 //! bitset with an incrementally maintained Zobrist hash, the cache a flat open-addressing table.
 //!
