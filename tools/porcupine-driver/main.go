@@ -1,5 +1,6 @@
 // Command porcupine-driver checks JSON-lines histories (docs/history-format.md) with Porcupine,
-// for side-by-side comparisons with lincheck (crates/lincheck/benches/vs_porcupine.sh).
+// for side-by-side comparisons with lincheck (tools/porcupine-driver/compare.py and
+// `cargo bench -p lincheck` with PORCUPINE_DRIVER set).
 //
 //	porcupine-driver FILE...
 //

@@ -1,12 +1,14 @@
 //! Checks history files and prints one line each: `cargo run --release -p lincheck --example
-//! lincheck -- [--stats] [--stream] [--no-reductions] [--threads=1] FILE...` (format detected; model by
-//! format). `--stream` checks with the streaming checker (what `harness check` does for JSONL).
+//! lincheck -- [--stats] [--stream] [--no-reductions] [--threads=1]
+//! [--strategy=portfolio|eager|lazy] FILE...` (format detected; model by format).
+//! `--stream` checks with the streaming checker (what `harness check` does for JSONL).
 //! `--stats` adds a line per key: operations searched, search steps, configurations
-//! cached, indefinite operations clamped and dropped by the reductions.
+//! cached, indefinite operations clamped and dropped by the reductions, time in the key's search
+//! (encoding and reductions included).
 
 use std::time::Instant;
 
-use lincheck::{check_file, CheckOptions, Format};
+use lincheck::{check_file, CheckOptions, Format, Strategy};
 
 fn main() {
     let mut opts = CheckOptions::default();
@@ -19,6 +21,9 @@ fn main() {
             "--threads=1" => opts = opts.threads(1),
             "--stats" => stats = true,
             "--stream" => stream = true,
+            "--strategy=eager" => opts = opts.strategy(Strategy::Eager),
+            "--strategy=lazy" => opts = opts.strategy(Strategy::Lazy),
+            "--strategy=portfolio" => opts = opts.strategy(Strategy::Portfolio),
             _ => files.push(a),
         }
     }
@@ -47,8 +52,14 @@ fn main() {
                 );
                 for k in result.keys.iter().filter(|_| stats) {
                     println!(
-                        "  key {}\tsearched {}\tsteps {}\tconfigs {}\tclamped {}\tdropped {}",
-                        k.key, k.searched_ops, k.steps, k.configs, k.clamped, k.dropped
+                        "  key {}\tsearched {}\tsteps {}\tconfigs {}\tclamped {}\tdropped {}\t{:.1} ms",
+                        k.key,
+                        k.searched_ops,
+                        k.steps,
+                        k.configs,
+                        k.clamped,
+                        k.dropped,
+                        k.elapsed.as_secs_f64() * 1e3
                     );
                 }
             }

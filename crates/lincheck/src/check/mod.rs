@@ -173,6 +173,11 @@ const EXPLAIN_BUDGET: u64 = 1 << 20;
 /// Steps a key runs before going back to the queue; doubled every round.
 const FIRST_BUDGET: u64 = 1 << 15;
 
+/// Steps of one strategy's turn in the portfolio (see `Started::run`): the search checks its
+/// budget every 4,096 steps, so this is its finest grain; a turn takes tens of microseconds,
+/// against which reading the clock is nothing.
+const TURN: u64 = 1 << 12;
+
 /// One key's check, resumable.
 trait Job: Send {
     /// Advances the check; `None` while unfinished.
@@ -328,51 +333,61 @@ struct Started<M: Model> {
     lazy: Option<Search<M>>,
     /// Steps and configurations of a strategy that has stopped.
     spent: Stats,
+    /// Time the eager and the lazy search have run (the portfolio's turns).
+    time: [Duration; 2],
 }
 
 impl<M: Model> Started<M> {
     /// Runs the portfolio for about `budget` steps: the eager search (indefinite operations
     /// anywhere) and, for models with value effects, the lazy one (an indefinite operation only
-    /// for a value something uses, `stream::key`'s lemma), each for half the budget, and takes
-    /// the first answer. Both are complete, so either's verdict is the verdict. Neither wins
-    /// everywhere: on small value domains with many timeouts each has seeds where it explores
-    /// ten to a hundred times as many configurations as the other, so the pair costs at most
-    /// about twice the better one. A strategy that runs out of memory is dropped and the other
-    /// goes on alone.
+    /// for a value something uses, `stream::key`'s lemma), in turns of [`TURN`] steps, each
+    /// turn to the one that has used less time, and takes the first answer. Both are complete,
+    /// so either's verdict is the verdict. Neither wins everywhere: on small value domains with
+    /// many timeouts each has seeds where it explores ten to a hundred times as many
+    /// configurations as the other, so the pair costs about twice the time of the better one.
+    /// Time, not steps: an eager step caches more configurations and costs more than a lazy
+    /// one. Short turns keep the bound when the better one needs little more than a round's
+    /// budget. A strategy that runs out of memory is dropped and the other goes on alone.
     fn run(&mut self, limits: &Limits<'_>, budget: u64) -> Option<Found<M::State>> {
-        let Some(lazy) = self.lazy.as_mut() else {
-            return self.search.run(&mut self.model, &self.ops, limits, budget);
-        };
-        let half = (budget / 2).max(1);
-        match self.search.run(&mut self.model, &self.ops, limits, half) {
-            None => {}
-            Some(Found::Aborted(Abort::Memory)) => {
-                self.spent.add(self.search.stats);
-                self.search = self.lazy.take()?;
-                return None;
-            }
-            Some(found) => {
-                lazy.release(limits);
-                self.spent.add(lazy.stats);
-                self.lazy = None;
-                return Some(found);
+        let mut left = budget.max(1);
+        while left > 0 {
+            let Some(lazy) = self.lazy.as_mut() else {
+                return self.search.run(&mut self.model, &self.ops, limits, left);
+            };
+            let steps = TURN.min(left);
+            left -= steps;
+            let eager_turn = self.time[0] <= self.time[1];
+            let t = Instant::now();
+            let found = if eager_turn {
+                self.search.run(&mut self.model, &self.ops, limits, steps)
+            } else {
+                lazy.run(&mut self.model, &self.ops, limits, steps)
+            };
+            self.time[usize::from(!eager_turn)] += t.elapsed();
+            match found {
+                None => {}
+                Some(Found::Aborted(Abort::Memory)) => {
+                    if eager_turn {
+                        self.spent.add(self.search.stats);
+                        std::mem::swap(&mut self.search, lazy);
+                    } else {
+                        self.spent.add(lazy.stats);
+                    }
+                    self.lazy = None;
+                }
+                Some(found) => {
+                    if !eager_turn {
+                        std::mem::swap(&mut self.search, lazy);
+                    }
+                    // `lazy` now holds the strategy that did not answer.
+                    lazy.release(limits);
+                    self.spent.add(lazy.stats);
+                    self.lazy = None;
+                    return Some(found);
+                }
             }
         }
-        match lazy.run(&mut self.model, &self.ops, limits, half) {
-            None => None,
-            Some(Found::Aborted(Abort::Memory)) => {
-                self.spent.add(lazy.stats);
-                self.lazy = None;
-                None
-            }
-            Some(found) => {
-                self.search.release(limits);
-                self.spent.add(self.search.stats);
-                std::mem::swap(&mut self.search, lazy);
-                self.lazy = None;
-                Some(found)
-            }
-        }
+        None
     }
 }
 
@@ -448,6 +463,7 @@ where
                 search,
                 lazy,
                 spent: Stats::default(),
+                time: [Duration::ZERO; 2],
             });
         }
         let st = self.started.as_mut()?;

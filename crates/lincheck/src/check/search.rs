@@ -63,6 +63,12 @@
 //! second up to that entry's position. With many timeouts most entries are indefinite calls
 //! nothing needs yet, and one list made every restart walk over them.
 //!
+//! With the *same as* rule, the second list holds only the first indefinite operation of each
+//! kind not yet linearized (its successor is linked, in position order, when it is taken), so
+//! the indefinite pass walks at most one entry per kind — a few dozen on a small value domain
+//! — instead of every timed-out call the rule would refuse. The candidates tried are the same,
+//! in the same order, so the search explores the same configurations.
+//!
 //! The inner loop allocates nothing: the list is an array of `u32` links, the linearized set a
 //! bitset with an incrementally maintained Zobrist hash, the cache a flat open-addressing table.
 //!
@@ -242,6 +248,11 @@ pub(crate) struct Search<M: Model> {
     enumerate: bool,
     lazy: bool,
     same_as: Vec<u32>,
+    /// Per operation: the next indefinite operation with the same input (the inverse of
+    /// `same_as`), or `NONE`; empty when the indefinite list holds every indefinite call.
+    /// Non-empty: only the first not yet linearized of each kind is linked (see
+    /// [`build_list`]), and linearizing it links the next.
+    next_same: Vec<u32>,
     /// The lazy rule's pending obligation: an indefinite operation just set `.0` (from `.1`),
     /// and something must use it before the state changes again. `NO_OWE` for none.
     owe: Owe,
@@ -397,7 +408,31 @@ impl<M: Model> Search<M> {
         ops: &[SearchOp<M::Input, M::Output>],
         mode: Mode<M::State>,
     ) -> Self {
-        let (nodes, call_of) = build_list(ops);
+        let starts_chained = |starts: &[Start<M::State>]| {
+            starts.iter().all(|st| {
+                let mut taken = vec![false; ops.len()];
+                st.pre.iter().all(|&p| {
+                    let prev = mode.same_as.get(p as usize).copied().unwrap_or(NONE);
+                    let ok = prev == NONE || taken[prev as usize];
+                    taken[p as usize] = true;
+                    ok
+                })
+            })
+        };
+        // Only the first of each kind is linked when every start's pre-linearized operations
+        // are taken kind by kind in order of invocation, so that lifting them keeps the rule.
+        let next_same = if mode.same_as.len() == ops.len() && starts_chained(&mode.starts) {
+            let mut next = vec![NONE; ops.len()];
+            for (i, &prev) in mode.same_as.iter().enumerate() {
+                if prev != NONE {
+                    next[prev as usize] = i as u32;
+                }
+            }
+            next
+        } else {
+            Vec::new()
+        };
+        let (nodes, call_of) = build_list(ops, &mode.same_as, !next_same.is_empty());
         let head_b = nodes.len() as u32 - 1;
         let definite = ops.iter().filter(|o| o.is_definite()).count();
         let entry = nodes[HEAD as usize].next;
@@ -439,6 +474,7 @@ impl<M: Model> Search<M> {
             enumerate: mode.enumerate,
             lazy,
             same_as: mode.same_as,
+            next_same,
             owe: NO_OWE,
             salt: 0,
             ends: Vec::new(),
@@ -465,7 +501,7 @@ impl<M: Model> Search<M> {
             let call = self.call_of[op as usize];
             self.bits.set(self.nodes[call as usize].bit as usize);
             self.obligations.account(op as usize, -1);
-            lift(&mut self.nodes, call);
+            lift(&mut self.nodes, &self.next_same, &self.call_of, call);
         }
         self.entry = self.nodes[HEAD as usize].next;
         self.indefinite_pass = false;
@@ -476,7 +512,7 @@ impl<M: Model> Search<M> {
         for k in (0..self.starts[i].pre.len()).rev() {
             let op = self.starts[i].pre[k];
             let call = self.call_of[op as usize];
-            unlift(&mut self.nodes, call);
+            unlift(&mut self.nodes, &self.next_same, &self.call_of, call);
             self.obligations.account(op as usize, 1);
             self.bits.clear(self.nodes[call as usize].bit as usize);
         }
@@ -672,7 +708,7 @@ impl<M: Model> Search<M> {
                         if op.is_definite() {
                             self.remaining -= 1;
                         }
-                        lift(&mut self.nodes, entry);
+                        lift(&mut self.nodes, &self.next_same, &self.call_of, entry);
                         self.entry = self.nodes[HEAD as usize].next;
                         self.indefinite_pass = false;
                         continue;
@@ -777,7 +813,7 @@ impl<M: Model> Search<M> {
             if ops[op as usize].is_definite() {
                 self.remaining += 1;
             }
-            unlift(&mut self.nodes, e);
+            unlift(&mut self.nodes, &self.next_same, &self.call_of, e);
             if !forced {
                 self.entry = self.nodes[e as usize].next;
                 self.indefinite_pass = !ops[op as usize].is_definite();
@@ -820,7 +856,16 @@ fn over_limit<S: Copy + Eq>(
 /// by position (calls before returns at equal positions cannot happen except among returns,
 /// whose order is immaterial). Two lists, so that neither pass walks over the other's
 /// entries: with many timeouts most entries are indefinite calls nothing needs yet.
-fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
+///
+/// `heads_only`: of the indefinite operations with the same input (`same_as`), only the first
+/// is linked; [`lift`] links the next when it is linearized. The *same as* rule would refuse
+/// the others anyway, and on small value domains there are hundreds of them over a few dozen
+/// kinds, which every indefinite pass walked over.
+fn build_list<I, O>(
+    ops: &[SearchOp<I, O>],
+    same_as: &[u32],
+    heads_only: bool,
+) -> (Vec<Node>, Vec<u32>) {
     let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
     for (i, op) in ops.iter().enumerate() {
         events.push((op.call, true, i as u32));
@@ -887,7 +932,7 @@ fn build_list<I, O>(ops: &[SearchOp<I, O>]) -> (Vec<Node>, Vec<u32>) {
         let n = nodes[idx as usize];
         let tail = if n.definite {
             &mut tail_a
-        } else if n.is_call {
+        } else if n.is_call && !(heads_only && same_as[n.op as usize] != NONE) {
             &mut tail_b
         } else {
             continue;
@@ -918,20 +963,40 @@ fn relink(nodes: &mut [Node], e: u32) {
 }
 
 /// Removes an operation's call entry and its return entry (an indefinite operation's return
-/// is in no list).
+/// is in no list). With `next_same` (see [`build_list`]), the next indefinite operation of the
+/// same kind takes the lifted one's place among the linked heads, at its own position: the
+/// list stays in position order, which the indefinite pass's limit relies on.
 #[inline]
-fn lift(nodes: &mut [Node], call: u32) {
+fn lift(nodes: &mut [Node], next_same: &[u32], call_of: &[u32], call: u32) {
     unlink(nodes, call);
-    if nodes[call as usize].definite {
-        unlink(nodes, nodes[call as usize].partner);
+    let n = nodes[call as usize];
+    if n.definite {
+        unlink(nodes, n.partner);
+    } else if let Some(&next) = next_same.get(n.op as usize) {
+        if next != NONE {
+            let e = call_of[next as usize];
+            // Later than `call`, so after its predecessor; a few dozen heads at most.
+            let mut p = n.prev;
+            while nodes[p as usize].next != NONE && nodes[p as usize].next < e {
+                p = nodes[p as usize].next;
+            }
+            nodes[e as usize].prev = p;
+            nodes[e as usize].next = nodes[p as usize].next;
+            relink(nodes, e);
+        }
     }
 }
 
 /// Undoes [`lift`] (in reverse order, so the saved links are valid again).
 #[inline]
-fn unlift(nodes: &mut [Node], call: u32) {
-    if nodes[call as usize].definite {
-        relink(nodes, nodes[call as usize].partner);
+fn unlift(nodes: &mut [Node], next_same: &[u32], call_of: &[u32], call: u32) {
+    let n = nodes[call as usize];
+    if n.definite {
+        relink(nodes, n.partner);
+    } else if let Some(&next) = next_same.get(n.op as usize) {
+        if next != NONE {
+            unlink(nodes, call_of[next as usize]);
+        }
     }
     relink(nodes, call);
 }
