@@ -46,6 +46,19 @@ pub struct Config {
     /// while another is still uncommitted (thesis §4.1's one-at-a-time rule skipped). Default
     /// false.
     pub planted_concurrent_conf_changes: bool,
+    /// **PLANTED, test-only; never set it in a node.** Votes and pre-votes are granted without
+    /// the check that the candidate's log is at least as up-to-date (paper §5.4.1), so a node
+    /// missing committed entries can win. Default false.
+    pub planted_vote_ignores_log: bool,
+    /// **PLANTED, test-only; never set it in a node.** A leader commits an entry of an earlier
+    /// term as soon as a majority stores it (the rule paper §5.4.2 and Figure 8 forbid): a later
+    /// leader may overwrite it. Default false.
+    pub planted_commit_earlier_term: bool,
+    /// **PLANTED, test-only; never set it in a node.** In asynchronous mode a vote grant leaves
+    /// at once instead of waiting for the term and vote to be durable (Figure 2: persist
+    /// before responding): a crash before the write lets the node vote twice in one term.
+    /// Default false.
+    pub planted_vote_before_durable: bool,
 }
 
 impl Config {
@@ -65,6 +78,9 @@ impl Config {
             seed: 0,
             planted_read_before_noop: false,
             planted_concurrent_conf_changes: false,
+            planted_vote_ignores_log: false,
+            planted_commit_earlier_term: false,
+            planted_vote_before_durable: false,
         }
     }
 

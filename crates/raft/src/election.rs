@@ -78,7 +78,8 @@ impl Raft {
         let granted = term > self.term
             && !self.in_lease()
             && self.may_vote()
-            && self.log.is_up_to_date(last_index, last_term);
+            // PLANTED(planted_vote_ignores_log)
+            && (self.cfg.planted_vote_ignores_log || self.log.is_up_to_date(last_index, last_term));
         let reply_term = if granted { term } else { self.term };
         self.send_with_term(from, reply_term, MessageBody::PreVoteResponse { granted });
     }
@@ -87,7 +88,9 @@ impl Raft {
     /// this term and the candidate's log is at least as up-to-date as ours (§5.4.1).
     pub(crate) fn handle_vote(&mut self, from: NodeId, last_index: Index, last_term: Term) {
         let can_vote = (self.vote.is_none() || self.vote == Some(from)) && self.may_vote();
-        let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        // PLANTED(planted_vote_ignores_log)
+        let granted = can_vote
+            && (self.cfg.planted_vote_ignores_log || self.log.is_up_to_date(last_index, last_term));
         if granted {
             self.vote = Some(from);
             // Granting a vote resets the timer (Figure 2, "Followers").

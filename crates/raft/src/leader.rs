@@ -392,7 +392,9 @@ impl Raft {
             })
             .collect();
         let n = quorum_index(&matches);
-        if n <= self.log.committed || self.log.term(n) != Some(self.term) {
+        // PLANTED(planted_commit_earlier_term): counting replicas of an earlier term's entry.
+        let own_term = self.cfg.planted_commit_earlier_term || self.log.term(n) == Some(self.term);
+        if n <= self.log.committed || !own_term {
             return false;
         }
         self.log.commit_to(n);

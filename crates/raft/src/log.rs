@@ -10,7 +10,7 @@
 use crate::types::{Entry, Index, Snapshot, SnapshotMeta, Term};
 
 /// The log, its commit/apply cursors and what is still to be handed to the caller.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RaftLog {
     /// The latest snapshot (with data, so that a leader can send it), if any.
     snapshot: Option<Snapshot>,

@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 /// One node's Raft state. `RawNode` wraps it with the `Ready` hand-off.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Raft {
     pub(crate) id: NodeId,
     /// The configuration in use: the latest in the log, else the snapshot's, else `bootstrap`

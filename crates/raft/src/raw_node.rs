@@ -32,7 +32,9 @@ pub struct Restored {
 /// [`propose`](RawNode::propose) and [`read_index`](RawNode::read_index); then, while
 /// [`has_ready`](RawNode::has_ready), take a [`Ready`], carry it out and
 /// [`advance`](RawNode::advance).
-#[derive(Debug)]
+///
+/// `Clone` copies the whole node, so that a model checker can branch from one state.
+#[derive(Clone, Debug)]
 pub struct RawNode {
     raft: Raft,
     /// The hard state last handed out (or restored), to hand out only changes.
@@ -183,6 +185,12 @@ impl RawNode {
     /// A summary of the node's state.
     pub fn status(&self) -> Status {
         self.raft.status()
+    }
+
+    /// The current term, vote and commit index, whether or not a `Ready` has handed them out
+    /// yet (for model checkers and debugging; persist what `Ready` hands out).
+    pub fn hard_state(&self) -> HardState {
+        self.raft.hard_state()
     }
 
     /// The log entry at `index`, if it is held in memory (after the snapshot, up to the last).
@@ -352,6 +360,12 @@ impl RawNode {
                         held.push(full);
                     }
                     send_now.push(m);
+                }
+                // PLANTED(planted_vote_before_durable)
+                MessageBody::VoteResponse { granted: true }
+                    if self.raft.cfg.planted_vote_before_durable =>
+                {
+                    send_now.push(m)
                 }
                 _ => held.push(m),
             }

@@ -12,7 +12,7 @@ use crate::quorum::quorum_value;
 use crate::types::{Index, ReadState};
 use std::collections::VecDeque;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PendingRead {
     ctx: u64,
     index: Index,
@@ -20,7 +20,7 @@ struct PendingRead {
 }
 
 /// The leader's pending reads.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ReadOnly {
     /// The latest read round started.
     round: u64,

@@ -127,7 +127,7 @@ pub struct AsyncReady {
 
 /// What must be made durable, and the messages that may leave only afterwards. See
 /// [`AsyncReady`] for the caller's duties.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use = "a PersistTask must reach the disk writer, or its messages are never sent"]
 pub struct PersistTask {
     pub(crate) snapshot: Option<Snapshot>,
