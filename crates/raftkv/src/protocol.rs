@@ -170,7 +170,8 @@ pub enum Reply {
     Value(Option<String>),
     /// A write or cas took effect.
     Done,
-    Status(StatusInfo),
+    /// Boxed: a status is rare and large, and every answer travels by value.
+    Status(Box<StatusInfo>),
     Error(ErrorCode),
 }
 
@@ -593,7 +594,7 @@ mod tests {
             learners: vec![],
         };
         assert_eq!(
-            enc(Some(4), &Reply::Status(status)),
+            enc(Some(4), &Reply::Status(Box::new(status))),
             "{\"id\":4,\"ok\":true,\"node\":\"n2\",\"cluster\":\"c\\\"1\",\"role\":\"leader\",\"term\":7,\"leader\":\"n2\",\"commit\":1042,\"applied\":1040,\"voters\":[\"n1\",\"n2\"],\"learners\":[]}\n"
         );
         assert_eq!(

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crate::reply::ReplyTx;
 use raft::{ConfChange, Index, NodeId, ProposeError, RawNode, Role, Status, Term};
 
 use super::pending::answer;
@@ -22,7 +22,7 @@ pub(crate) struct Admin {
 }
 
 struct Pending {
-    reply: Sender<Reply>,
+    reply: ReplyTx,
     /// The client's connection answers `timeout` itself at this instant; the operation is
     /// then abandoned (a change already proposed may still take effect).
     deadline: Instant,
@@ -86,7 +86,7 @@ impl Admin {
         raw: &mut RawNode,
         book: &[NodeId],
         op: AdminOp,
-        reply: Sender<Reply>,
+        reply: ReplyTx,
         deadline: Instant,
         refusal: Refusal,
     ) {

@@ -181,7 +181,7 @@ impl Driver {
         } = call;
         let command = match request.op {
             Op::Status => {
-                answer(&reply, Reply::Status(self.status()));
+                answer(&reply, Reply::Status(Box::new(self.status())));
                 return;
             }
             Op::Read { key } => {
@@ -222,7 +222,7 @@ impl Driver {
         }
     }
 
-    fn admin(&mut self, op: AdminOp, reply: crossbeam_channel::Sender<Reply>, deadline: Instant) {
+    fn admin(&mut self, op: AdminOp, reply: crate::reply::ReplyTx, deadline: Instant) {
         let directory = &self.p.directory;
         let refusal = |e: ProposeError| match e {
             ProposeError::NotLeader { leader } => {

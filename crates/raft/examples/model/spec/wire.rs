@@ -35,6 +35,13 @@ pub fn entry_key(e: &Entry) -> EntryKey {
     match &e.payload {
         EntryPayload::Noop => (e.term.0, e.index.0, 0, Vec::new()),
         EntryPayload::Command(data) => (e.term.0, e.index.0, 1, data.clone()),
+        // The model makes no membership changes; a configuration is keyed by its members.
+        EntryPayload::Config(m) => {
+            let mut bytes: Vec<u8> = m.voters.iter().map(|v| v.0 as u8).collect();
+            bytes.push(u8::MAX);
+            bytes.extend(m.learners.iter().map(|l| l.0 as u8));
+            (e.term.0, e.index.0, 2, bytes)
+        }
     }
 }
 
@@ -170,6 +177,10 @@ pub fn show_entry(e: &Entry) -> String {
             Some((c, r, v)) => format!("{}@{} put(c{c}#{r}={v})", e.index, e.term),
             None => format!("{}@{} {:?}", e.index, e.term, data),
         },
+        EntryPayload::Config(m) => format!(
+            "{}@{} config(voters {:?}, learners {:?})",
+            e.index, e.term, m.voters, m.learners
+        ),
     }
 }
 
