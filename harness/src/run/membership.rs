@@ -23,6 +23,7 @@ use super::nemesis::{Active, Nemesis, Undo};
 use super::probe::Probe;
 use super::progress::say;
 use super::schedule::MemberChange;
+use crate::system::LeaderFind;
 use adapters::{AdminOp, NodeEndpoint, Reply};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -56,6 +57,9 @@ pub(super) struct InFlight {
     adding: bool,
     /// The leader when the removal was asked for (to record whether it removed itself).
     leader: Option<usize>,
+    /// The fault ended while its removal was still under way: add the node back as soon as
+    /// the removal is done.
+    rejoin: bool,
     handle: JoinHandle<Outcome>,
 }
 
@@ -180,6 +184,7 @@ impl Nemesis<'_> {
             node,
             adding: false,
             leader,
+            rejoin: false,
             handle,
         });
         self.in_force.insert(fault, format!("removing {id}"));
@@ -215,6 +220,9 @@ impl Nemesis<'_> {
             }
         } else {
             self.removed(f.fault, f.node, f.leader, outcome);
+            if f.rejoin {
+                self.rejoin_after_fault(f.fault, f.node);
+            }
         }
     }
 
@@ -264,13 +272,13 @@ impl Nemesis<'_> {
 
     /// Ends a `Replace`: the node comes back as a new member, added in the background.
     pub(super) fn rejoin_after_fault(&mut self, fault: u64, node: usize) {
-        // A removal still under way is waited for: its node must not come back half-removed.
-        if self
-            .member_op
-            .as_ref()
-            .is_some_and(|f| f.fault == fault && !f.adding)
-        {
-            self.poll_membership(true);
+        // A removal still under way is not waited for (the schedule goes on): the node comes
+        // back once it is done.
+        if let Some(f) = self.member_op.as_mut() {
+            if f.fault == fault && !f.adding {
+                f.rejoin = true;
+                return;
+            }
         }
         if !self.cluster.is_joining(node) {
             return;
@@ -292,6 +300,7 @@ impl Nemesis<'_> {
             node,
             adding: true,
             leader: None,
+            rejoin: false,
             handle,
         });
         self.in_force
@@ -369,12 +378,25 @@ impl Nemesis<'_> {
     /// and not yet added, and any node the leader's configuration lacks (a removal that timed
     /// out and committed later).
     pub(super) fn rejoin_all(&mut self) {
-        self.poll_membership(true);
+        // A removal that finishes here may start its node's addition: wait for that one too.
+        while self.member_op.is_some() {
+            self.poll_membership(true);
+        }
         let mut out: Vec<usize> = (0..self.cluster.len())
             .filter(|&i| self.cluster.is_joining(i))
             .collect();
         let reach = self.reach();
-        if let Some((voters, _)) = reach.voters() {
+        // Every fault is healed, but an election may be under way: give it time.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut voters = reach.voters();
+        while voters.is_none()
+            && Instant::now() < deadline
+            && self.cluster.probe().leader == LeaderFind::Status
+        {
+            std::thread::sleep(Duration::from_millis(300));
+            voters = reach.voters();
+        }
+        if let Some((voters, _)) = voters {
             for i in 0..self.cluster.len() {
                 if !voters.iter().any(|v| v == self.cluster.id(i)) && !out.contains(&i) {
                     out.push(i);
