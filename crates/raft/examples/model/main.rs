@@ -87,9 +87,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    // The model turns the core's panics into violations with a trace; the default hook would
-    // print each one (with a backtrace) from the checker's threads as well.
-    std::panic::set_hook(Box::new(|_| {}));
+    spec::actor::quiet_caught_panics();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = match parse(&args) {
         Ok(a) => a,
