@@ -58,10 +58,7 @@
 //! - `tests/sweep.rs`: 2,000 seeds of a mixed-fault scenario plus 500 election storms. A
 //!   failing seed prints its replay command, e.g.
 //!   `RAFT_SEED=1234 cargo nextest run -p raft --cargo-profile ci sweep`;
-//!   `RAFT_SOAK_SEEDS=100000` runs a long soak instead;
-//! - `tests/model.rs`: exhaustive model checking of `RawNode` with stateright (three servers,
-//!   a lossy reordering network, crashes, a register KV); the model is `examples/model`
-//!   (`cargo run --release -p raft --example model -- check|explore`).
+//!   `RAFT_SOAK_SEEDS=100000` runs a long soak instead.
 //!
 //! Benchmarks: `cargo bench -p raft` (commit throughput of a 3-node simulated cluster, and
 //! simulated seeds per second).
