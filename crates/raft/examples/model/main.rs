@@ -32,7 +32,7 @@ struct Args {
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut it = args.iter();
     let command = it.next().ok_or("no command")?.clone();
-    if command != "check" && command != "explore" && command != "walk" {
+    if command != "check" && command != "explore" {
         return Err(format!("unknown command {command:?}"));
     }
     let mut a = Args {
@@ -87,9 +87,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    // The model turns the core's panics into violations with a trace; the default hook would
-    // print each one (with a backtrace) from the checker's threads as well.
-    std::panic::set_hook(Box::new(|_| {}));
+    spec::actor::quiet_caught_panics();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = match parse(&args) {
         Ok(a) => a,
@@ -98,37 +96,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if a.command == "walk" {
-        use stateright::Model as _;
-        let model = spec::build(&a.opts);
-        let mut state = model.init_states().remove(0);
-        let mut actions_taken = Vec::new();
-        let init = state.clone();
-        let mut x: u64 = a.threads as u64 * 0x9E3779B97F4A7C15;
-        for _ in 0..60 {
-            let mut actions = Vec::new();
-            model.actions(&state, &mut actions);
-            let next: Vec<_> = actions
-                .into_iter()
-                .filter_map(|act| model.next_state(&state, act.clone()).map(|s| (act, s)))
-                .filter(|(_, s)| stateright::Model::within_boundary(&model, s))
-                .collect();
-            if next.is_empty() {
-                break;
-            }
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let (act, s) = next[(x % next.len() as u64) as usize].clone();
-            actions_taken.push(act);
-            state = s;
-        }
-        let path = stateright::Path::from_actions(&model, init, actions_taken.iter());
-        if let Some(p) = path {
-            println!("{}", spec::trace::render(p.into_vec()));
-        }
-        return ExitCode::SUCCESS;
-    }
     if a.command == "explore" {
         use stateright::Model as _;
         println!("{}", a.opts.describe());

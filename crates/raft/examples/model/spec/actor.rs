@@ -142,8 +142,10 @@ impl RaftActor {
         let mut outs = Vec::new();
         // The core's own assertions (a committed entry truncated, two leaders in a term) are
         // violations too: caught here, they become a state the properties reject.
+        STEPPING.with(|q| q.set(true));
         let stepped =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut next, &mut outs)));
+        STEPPING.with(|q| q.set(false));
         if let Err(payload) = stepped {
             *state.to_mut() = State::Panicked(panic_message(&*payload));
             return;
@@ -304,4 +306,20 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+thread_local! {
+    /// Whether this thread is inside a server step, whose panics the model catches.
+    static STEPPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Keeps the panic hook quiet about the core's panics the model catches (each becomes a
+/// violation with a trace) and lets every other panic through to the previous hook.
+pub fn quiet_caught_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !STEPPING.with(|q| q.get()) {
+            previous(info)
+        }
+    }));
 }
