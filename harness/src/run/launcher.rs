@@ -643,29 +643,9 @@ mod tests {
         let bin = dir.join("node.sh");
         std::fs::write(&bin, "#!/bin/sh\necho \"node $2 up\"\nexec sleep 30\n")?;
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
-        let addr: SocketAddr = "127.0.0.1:1".parse()?;
-        let specs = (1..=2)
-            .map(|i| NodeSpec {
-                id: format!("n{i}"),
-                client: addr,
-                peer_listen: addr,
-                peers: vec![],
-                data_dir: dir.join(format!("n{i}")),
-                log: dir.join(format!("n{i}.log")),
-                argv: vec![bin.display().to_string(), "--id".into(), format!("n{i}")],
-                join_args: Some(vec!["--join".into()]),
-                env: vec![],
-                workdir: dir.clone(),
-            })
-            .collect();
+        let specs = two_specs(&dir, &bin);
         let pids: Pids = Arc::default();
-        let probe = Probe {
-            adapter: Arc::new(adapters::native::NativeAdapter::new()),
-            ready: crate::system::ReadyCheck::Tcp,
-            leader: crate::system::LeaderFind::None,
-            cluster: "t".into(),
-        };
-        let mut c = Cluster::new("t".into(), specs, Arc::clone(&pids), probe);
+        let mut c = Cluster::new("t".into(), specs, Arc::clone(&pids), test_probe());
         c.spawn(0, "test")?;
         c.spawn(1, "test")?;
         assert!(c.spawn(1, "test").is_err(), "already running");
@@ -696,9 +676,9 @@ mod tests {
         // A wiped node starts as a new member until it is added back.
         let mut c = Cluster::new(
             "t".into(),
-            specs_again(&dir, &bin),
+            two_specs(&dir, &bin),
             Arc::default(),
-            probe2(),
+            test_probe(),
         );
         let data = dir.join("n1");
         std::fs::create_dir_all(data.join("log"))?;
@@ -722,7 +702,7 @@ mod tests {
         Ok(())
     }
 
-    fn specs_again(dir: &Path, bin: &Path) -> Vec<NodeSpec> {
+    fn two_specs(dir: &Path, bin: &Path) -> Vec<NodeSpec> {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
         (1..=2)
             .map(|i| NodeSpec {
@@ -740,7 +720,7 @@ mod tests {
             .collect()
     }
 
-    fn probe2() -> Probe {
+    fn test_probe() -> Probe {
         Probe {
             adapter: Arc::new(adapters::native::NativeAdapter::new()),
             ready: crate::system::ReadyCheck::Tcp,
