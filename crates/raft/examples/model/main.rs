@@ -16,7 +16,7 @@ use spec::{Options, Planted};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: model check|explore [--max-term N] [--max-log N] [--clients N] [--ops N]
-       [--crashes N] [--disk immediate|task|part] [--disk-queue N] [--lossy] [--duplicating] [--in-flight N] [--heartbeats] [--pre-vote] [--check-quorum] [--election-tick N]
+       [--crashes N] [--disk immediate|task|part] [--disk-queue N] [--lossy] [--duplicating] [--in-flight N] [--heartbeats] [--pre-vote] [--check-quorum] [--election-tick N] [--entries-per-msg N]
        [--planted none|all|entries-first|read-before-noop|vote-ignores-log|commit-earlier-term|vote-before-durable]
        [--threads N] [--timeout SECS] [--addr 127.0.0.1:3000]";
 
@@ -53,6 +53,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--ops" => a.opts.client_ops = num(value()?)? as u8,
             "--crashes" => a.opts.max_crashes = num(value()?)? as u8,
             "--election-tick" => a.opts.election_tick = num(value()?)?.max(2) as u32,
+            "--entries-per-msg" => a.opts.entries_per_msg = num(value()?)?.max(1) as usize,
             "--threads" => a.threads = num(value()?)?.max(1) as usize,
             "--disk-queue" => a.opts.max_disk_queue = num(value()?)? as usize,
             "--timeout" => a.timeout = Some(std::time::Duration::from_secs(num(value()?)?)),

@@ -31,6 +31,9 @@ pub struct SimConfig {
     pub slow_disk: f64,
     /// Adjusts each node's configuration.
     pub raft: fn(&mut Config),
+    /// Turns on planted bugs in each node's configuration, after `raft` (kept apart so that a
+    /// scenario's own adjustments cannot switch one off).
+    pub planted: fn(&mut Config),
     /// Each node's [`Config::max_entries_per_msg`]. Small values split the log into several
     /// AppendEntries, which exposes commit-rule bugs (paper Figure 8) that batching hides.
     pub max_entries_per_msg: usize,
@@ -81,6 +84,7 @@ impl SimConfig {
             snapshot_after: None,
             slow_disk: 0.0,
             raft: |_| {},
+            planted: |_| {},
             max_entries_per_msg: 64,
             async_storage: false,
             write_order: WriteOrder::TermFirst,
@@ -400,6 +404,7 @@ impl Cluster {
         config.max_entries_per_msg = self.cfg.max_entries_per_msg;
         config.planted_concurrent_conf_changes = self.cfg.planted_concurrent_conf_changes;
         (self.cfg.raft)(&mut config);
+        (self.cfg.planted)(&mut config);
         let restored = Restored {
             hard_state: slot.disk.hard_state.clone(),
             snapshot: slot.disk.snapshot.clone(),

@@ -34,6 +34,9 @@ pub struct MixedOptions {
     pub membership: bool,
     /// PLANTED (see [`crate::Config::planted_concurrent_conf_changes`]).
     pub planted_concurrent_conf_changes: bool,
+    /// Turns on other planted bugs of [`crate::Config`] (`planted_vote_ignores_log`,
+    /// `planted_commit_earlier_term`, `planted_vote_before_durable`) in every node.
+    pub planted: fn(&mut crate::Config),
 }
 
 impl Default for MixedOptions {
@@ -49,6 +52,7 @@ impl Default for MixedOptions {
             transfers: false,
             membership: false,
             planted_concurrent_conf_changes: false,
+            planted: |_| {},
         }
     }
 }
@@ -110,6 +114,7 @@ pub fn run_mixed(seed: u64, opts: &MixedOptions) -> Result<MixedReport, Violatio
         },
     };
     cfg.planted_concurrent_conf_changes = opts.planted_concurrent_conf_changes;
+    cfg.planted = opts.planted;
     let mut c = Cluster::new(cfg);
     let n = c.len();
     let mut members = MembershipDriver::new(n);

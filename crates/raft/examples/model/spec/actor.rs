@@ -90,6 +90,7 @@ impl RaftActor {
         let voters = (0..SERVERS).map(node_id).collect();
         let mut c = Config::new(node_id(index), voters);
         c.election_tick = opts.election_tick;
+        c.max_entries_per_msg = opts.entries_per_msg;
         c.heartbeat_tick = 1;
         c.pre_vote = opts.pre_vote;
         c.check_quorum = opts.check_quorum;

@@ -115,6 +115,9 @@ pub struct Options {
     pub pre_vote: bool,
     pub check_quorum: bool,
     pub election_tick: u32,
+    /// `Config::max_entries_per_msg`. At 1 a new leader can bring a follower up to an earlier
+    /// term's entry without its own no-op in the same message, which Figure 8 needs.
+    pub entries_per_msg: usize,
     pub planted: Planted,
 }
 
@@ -136,6 +139,7 @@ impl Default for Options {
             pre_vote: false,
             check_quorum: false,
             election_tick: 2,
+            entries_per_msg: 256,
             planted: Planted::None,
         }
     }
@@ -144,7 +148,7 @@ impl Default for Options {
 impl Options {
     pub fn describe(&self) -> String {
         format!(
-            "3 servers, {} client(s) x {} op(s), terms <= {}, log <= {}, crashes <= {}, disk {:?} queue <= {}, {}{} network (in flight <= {}), heartbeats {}, pre-vote {}, check-quorum {}, planted: {}",
+            "3 servers, {} client(s) x {} op(s), terms <= {}, log <= {}, crashes <= {}, disk {:?} queue <= {}, {}{} network (in flight <= {}), heartbeats {}, pre-vote {}, check-quorum {}, entries per message <= {}, planted: {}",
             self.clients,
             self.client_ops,
             self.max_term,
@@ -158,6 +162,7 @@ impl Options {
             on_off(self.heartbeats),
             on_off(self.pre_vote),
             on_off(self.check_quorum),
+            self.entries_per_msg,
             self.planted.name()
         )
     }
