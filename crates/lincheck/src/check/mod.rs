@@ -197,6 +197,46 @@ fn eager_next(time: [Duration; 2], fewest_remaining: [usize; 2]) -> bool {
     }
 }
 
+/// Runs two complete searches of the same operations as a portfolio until either answers
+/// (turns of [`TURN`] steps, shared by [`eager_next`]; `searches[0]` is the eager one), and
+/// returns the first answer. A search that runs out of memory is dropped and the other goes on
+/// alone; the one that did not answer is released. The streaming checker's final decision.
+pub(crate) fn race<M: Model>(
+    model: &mut M,
+    ops: &[SearchOp<M::Input, M::Output>],
+    limits: &Limits<'_>,
+    searches: [&mut Search<M>; 2],
+) -> Found<M::State> {
+    let mut time = [Duration::ZERO; 2];
+    let mut alive = [true, true];
+    loop {
+        let eager_turn = match alive {
+            [true, true] => eager_next(
+                time,
+                [searches[0].fewest_remaining, searches[1].fewest_remaining],
+            ),
+            [a, _] => a,
+        };
+        let i = usize::from(!eager_turn);
+        let t = Instant::now();
+        let found = searches[i].run(model, ops, limits, TURN);
+        time[i] += t.elapsed();
+        match found {
+            None => {}
+            Some(Found::Aborted(Abort::Memory)) if alive[1 - i] => {
+                searches[i].release(limits);
+                alive[i] = false;
+            }
+            Some(found) => {
+                if alive[1 - i] {
+                    searches[1 - i].release(limits);
+                }
+                return found;
+            }
+        }
+    }
+}
+
 /// One key's check, resumable.
 trait Job: Send {
     /// Advances the check; `None` while unfinished.

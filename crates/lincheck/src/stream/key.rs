@@ -115,7 +115,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::check::{counterexample, Abort, End, Found, Limits, Mode, Search, Start};
+use crate::check::{counterexample, race, Abort, End, Found, Limits, Mode, Search, Start};
 use crate::error::ModelError;
 use crate::history::{Func, History, NemesisEvent, Operation, Outcome, Value};
 use crate::model::{ModelKind, SearchOp, Segment};
@@ -492,6 +492,26 @@ impl KeyState {
         }
         let found = match found {
             Some(f) => f,
+            // The lazy search and an eager one race (each is complete over these operations:
+            // the eager one explores every order the lazy one does, and more), as in the
+            // whole-history check; neither wins everywhere.
+            None if lazy => {
+                let mut eager = Search::with_mode(
+                    &model,
+                    &ops,
+                    Mode {
+                        lazy: false,
+                        ..mode(false)
+                    },
+                );
+                let mut lazy = Search::with_mode(&model, &ops, mode(false));
+                let f = race(&mut model, &ops, &limits, [&mut eager, &mut lazy]);
+                for s in [&eager, &lazy] {
+                    self.steps += s.stats.steps;
+                    self.configs_seen += s.stats.configs;
+                }
+                f
+            }
             None => {
                 let mut search = Search::with_mode(&model, &ops, mode(false));
                 let f = loop {
