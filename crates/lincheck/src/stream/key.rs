@@ -101,7 +101,9 @@
 //! the search only decides whether the window has a linearization at all — if not, the
 //! violation is certain (by the theorem) — and defers the cut: the next quiescent point tries
 //! again with the bigger window. At the end of the history only the verdict is needed, so the
-//! last window is searched for one linearization.
+//! last window is searched for one linearization. That decision races the lazy search and an
+//! eager one over the same operations (`check::race`), as the whole-history check does. Each
+//! is complete: the eager one explores every order the lazy one does.
 //!
 //! *Limits.* The pool only grows by indefinite writes nothing has observed yet. Those never
 //! become provably useless (a later read may still return one), so the pool is bounded by
