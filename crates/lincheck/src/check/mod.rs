@@ -178,6 +178,65 @@ const FIRST_BUDGET: u64 = 1 << 15;
 /// against which reading the clock is nothing.
 const TURN: u64 = 1 << 12;
 
+/// How many times the other's time the portfolio's leading strategy may run (see
+/// [`eager_next`]).
+const LEAD: u32 = 3;
+
+/// Whether the portfolio's next turn goes to the eager search, given the time each strategy
+/// has run and how far each has got (the fewest definite operations it has left
+/// unlinearized). Equal progress: the one that has run less. The one that has got strictly
+/// further may run up to [`LEAD`] times as long as the other: on small-domain, timeout-heavy
+/// histories the winner is usually ahead long before it answers, and plain time-fair turns
+/// doubled its time. Both still get turns, so both stay complete and the pair costs at most
+/// `LEAD + 1` times the better one even when the lead misleads.
+fn eager_next(time: [Duration; 2], fewest_remaining: [usize; 2]) -> bool {
+    match fewest_remaining[0].cmp(&fewest_remaining[1]) {
+        std::cmp::Ordering::Less => time[0] <= time[1] * LEAD,
+        std::cmp::Ordering::Greater => time[0] * LEAD <= time[1],
+        std::cmp::Ordering::Equal => time[0] <= time[1],
+    }
+}
+
+/// Runs two complete searches of the same operations as a portfolio until either answers
+/// (turns of [`TURN`] steps, shared by [`eager_next`]; `searches[0]` is the eager one), and
+/// returns the first answer. A search that runs out of memory is dropped and the other goes on
+/// alone; the one that did not answer is released. The streaming checker's final decision.
+pub(crate) fn race<M: Model>(
+    model: &mut M,
+    ops: &[SearchOp<M::Input, M::Output>],
+    limits: &Limits<'_>,
+    searches: [&mut Search<M>; 2],
+) -> Found<M::State> {
+    let mut time = [Duration::ZERO; 2];
+    let mut alive = [true, true];
+    loop {
+        let eager_turn = match alive {
+            [true, true] => eager_next(
+                time,
+                [searches[0].fewest_remaining, searches[1].fewest_remaining],
+            ),
+            [a, _] => a,
+        };
+        let i = usize::from(!eager_turn);
+        let t = Instant::now();
+        let found = searches[i].run(model, ops, limits, TURN);
+        time[i] += t.elapsed();
+        match found {
+            None => {}
+            Some(Found::Aborted(Abort::Memory)) if alive[1 - i] => {
+                searches[i].release(limits);
+                alive[i] = false;
+            }
+            Some(found) => {
+                if alive[1 - i] {
+                    searches[1 - i].release(limits);
+                }
+                return found;
+            }
+        }
+    }
+}
+
 /// One key's check, resumable.
 trait Job: Send {
     /// Advances the check; `None` while unfinished.
@@ -340,11 +399,11 @@ struct Started<M: Model> {
 impl<M: Model> Started<M> {
     /// Runs the portfolio for about `budget` steps: the eager search (indefinite operations
     /// anywhere) and, for models with value effects, the lazy one (an indefinite operation only
-    /// for a value something uses, `stream::key`'s lemma), in turns of [`TURN`] steps, each
-    /// turn to the one that has used less time, and takes the first answer. Both are complete,
+    /// for a value something uses, `stream::key`'s lemma), in turns of [`TURN`] steps shared
+    /// by time and progress ([`eager_next`]), and takes the first answer. Both are complete,
     /// so either's verdict is the verdict. Neither wins everywhere: on small value domains with
     /// many timeouts each has seeds where it explores ten to a hundred times as many
-    /// configurations as the other, so the pair costs about twice the time of the better one.
+    /// configurations as the other, so the pair costs at most `LEAD + 1` times the better one.
     /// Time, not steps: an eager step caches more configurations and costs more than a lazy
     /// one. Short turns keep the bound when the better one needs little more than a round's
     /// budget. A strategy that runs out of memory is dropped and the other goes on alone.
@@ -356,7 +415,10 @@ impl<M: Model> Started<M> {
             };
             let steps = TURN.min(left);
             left -= steps;
-            let eager_turn = self.time[0] <= self.time[1];
+            let eager_turn = eager_next(
+                self.time,
+                [self.search.fewest_remaining, lazy.fewest_remaining],
+            );
             let t = Instant::now();
             let found = if eager_turn {
                 self.search.run(&mut self.model, &self.ops, limits, steps)
@@ -653,5 +715,24 @@ pub(crate) fn counterexample<M: Model>(
         state: state_text,
         unplaceable,
         explanation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portfolio_turns_follow_time_and_lead() {
+        let ms = Duration::from_millis;
+        // Equal progress: the one that has run less.
+        assert!(eager_next([ms(1), ms(2)], [5, 5]));
+        assert!(!eager_next([ms(3), ms(2)], [5, 5]));
+        // The eager search is further: it may run up to LEAD times the lazy one's time.
+        assert!(eager_next([ms(6), ms(2)], [4, 5]));
+        assert!(!eager_next([ms(7), ms(2)], [4, 5]));
+        // The lazy search is further: the eager one runs only while it has under 1/LEAD.
+        assert!(eager_next([ms(2), ms(6)], [5, 4]));
+        assert!(!eager_next([ms(3), ms(6)], [5, 4]));
     }
 }

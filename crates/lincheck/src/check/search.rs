@@ -238,6 +238,9 @@ pub(crate) struct Search<M: Model> {
     /// Head of the list of indefinite operations' call entries.
     head_b: u32,
     remaining: usize,
+    /// The fewest definite operations ever left unlinearized: how far this search has got,
+    /// which the portfolio uses to share time between its strategies.
+    pub fewest_remaining: usize,
     /// Value-obligation pruning (see the module comment); empty when the model has none.
     obligations: Obligations,
     /// Call entry of each operation.
@@ -468,6 +471,7 @@ impl<M: Model> Search<M> {
                 Obligations::default()
             },
             remaining: definite,
+            fewest_remaining: definite,
             call_of,
             starts,
             start: 0,
@@ -707,6 +711,7 @@ impl<M: Model> Search<M> {
                         self.state = next;
                         if op.is_definite() {
                             self.remaining -= 1;
+                            self.fewest_remaining = self.fewest_remaining.min(self.remaining);
                         }
                         lift(&mut self.nodes, &self.next_same, &self.call_of, entry);
                         self.entry = self.nodes[HEAD as usize].next;

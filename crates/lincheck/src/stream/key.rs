@@ -101,7 +101,9 @@
 //! the search only decides whether the window has a linearization at all — if not, the
 //! violation is certain (by the theorem) — and defers the cut: the next quiescent point tries
 //! again with the bigger window. At the end of the history only the verdict is needed, so the
-//! last window is searched for one linearization.
+//! last window is searched for one linearization. That decision races the lazy search and an
+//! eager one over the same operations (`check::race`), as the whole-history check does. Each
+//! is complete: the eager one explores every order the lazy one does.
 //!
 //! *Limits.* The pool only grows by indefinite writes nothing has observed yet. Those never
 //! become provably useless (a later read may still return one), so the pool is bounded by
@@ -115,7 +117,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::check::{counterexample, Abort, End, Found, Limits, Mode, Search, Start};
+use crate::check::{counterexample, race, Abort, End, Found, Limits, Mode, Search, Start};
 use crate::error::ModelError;
 use crate::history::{Func, History, NemesisEvent, Operation, Outcome, Value};
 use crate::model::{ModelKind, SearchOp, Segment};
@@ -492,6 +494,26 @@ impl KeyState {
         }
         let found = match found {
             Some(f) => f,
+            // The lazy search and an eager one race (each is complete over these operations:
+            // the eager one explores every order the lazy one does, and more), as in the
+            // whole-history check; neither wins everywhere.
+            None if lazy => {
+                let mut eager = Search::with_mode(
+                    &model,
+                    &ops,
+                    Mode {
+                        lazy: false,
+                        ..mode(false)
+                    },
+                );
+                let mut lazy = Search::with_mode(&model, &ops, mode(false));
+                let f = race(&mut model, &ops, &limits, [&mut eager, &mut lazy]);
+                for s in [&eager, &lazy] {
+                    self.steps += s.stats.steps;
+                    self.configs_seen += s.stats.configs;
+                }
+                f
+            }
             None => {
                 let mut search = Search::with_mode(&model, &ops, mode(false));
                 let f = loop {
